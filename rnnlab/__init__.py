@@ -1,0 +1,1 @@
+"""rnnlab: recurrent networks that generate text and forecast series."""
