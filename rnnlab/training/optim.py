@@ -38,20 +38,24 @@ class LRSchedule:
         self.plateau_best = float("inf")
         self.plateau_bad = 0
 
-    def factor(self, step: int) -> float:
+    def factor(self, step: int, time_progress: float | None = None) -> float:
+        """LR multiplier at `step`. Without a step budget (a --max-time run) cosine follows the clock."""
         warm = self.config.warmup_steps
         if warm and step < warm:
             return (step + 1) / warm
-        if self.config.schedule == "cosine" and self.total_steps:
-            span = max(1, self.total_steps - warm)
-            progress = min(1.0, (step - warm) / span)
+        if self.config.schedule == "cosine" and (self.total_steps or time_progress is not None):
+            if self.total_steps:
+                progress = (step - warm) / max(1, self.total_steps - warm)
+            else:
+                progress = time_progress
+            progress = min(1.0, max(0.0, progress))
             return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
         if self.config.schedule == "plateau":
             return self.plateau_scale
         return 1.0
 
-    def apply(self, optimizer: torch.optim.Optimizer, step: int) -> float:
-        lr = self.config.lr * self.factor(step)
+    def apply(self, optimizer: torch.optim.Optimizer, step: int, time_progress: float | None = None) -> float:
+        lr = self.config.lr * self.factor(step, time_progress)
         for group in optimizer.param_groups:
             group["lr"] = lr
         return lr

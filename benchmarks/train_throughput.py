@@ -1,0 +1,107 @@
+"""Training throughput: rnnlab's whole step against the raw nn.LSTM forward+backward, same shapes.
+
+    python benchmarks/train_throughput.py [--repeats 5]
+
+A char model (vocabulary 80) with a 2-layer LSTM of 256 and of 512, batch 64, sequence 128. rnnlab's
+step is everything `rnnlab train` does per batch: embedding, LSTM, decoder, cross-entropy, backward,
+gradient clipping, AdamW. The raw step is `nn.LSTM` forward + backward of a sum. Also reported: the
+achieved GFLOP/s of rnnlab's step (LSTM matrix products only, forward x3 for backward) over the machine's
+fp32 peak measured in the same run with a large `F.linear`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import best_time, emit  # noqa: E402
+
+from rnnlab.config import ModelConfig, TrainConfig  # noqa: E402
+from rnnlab.data.batching import Batch  # noqa: E402
+from rnnlab.models.rnn_lm import RNNLanguageModel  # noqa: E402
+from rnnlab.training.loop import batch_loss  # noqa: E402
+from rnnlab.training.optim import make_optimizer  # noqa: E402
+from rnnlab.training.seeding import pick_device  # noqa: E402
+
+VOCAB, BATCH, SEQ, EMBED, LAYERS = 80, 64, 128, 128, 2
+
+
+def lstm_flops_per_step(hidden: int) -> float:
+    """Forward multiply-adds of the LSTM's matrices x2 (flops) x3 (backward costs about twice forward)."""
+    per_token = sum(2 * 4 * hidden * ((EMBED if layer == 0 else hidden) + hidden) for layer in range(LAYERS))
+    return 3.0 * per_token * BATCH * SEQ
+
+
+def measure_peak(repeats: int) -> float:
+    a = torch.randn(4096, 4096)
+    w = torch.randn(4096, 4096)
+    seconds = best_time(lambda: F.linear(a, w), repeats, warmup=2)
+    return 2 * 4096**3 / seconds / 1e9
+
+
+def rnnlab_step_time(hidden: int, repeats: int) -> float:
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=VOCAB, cell="lstm", layers=LAYERS, hidden_size=hidden,
+                         embedding_size=EMBED, dropout=0.0)
+    model = RNNLanguageModel(config)
+    train = TrainConfig(batch_size=BATCH, seq_len=SEQ)
+    optimizer = make_optimizer(model.parameters(), train)
+    ids = torch.randint(0, VOCAB, (BATCH, SEQ + 1))
+    batch = Batch(ids[:, :-1], ids[:, 1:], carries_state=True)
+    carry = [None]
+    device = torch.device("cpu")
+
+    def step():
+        loss, carry[0], _ = batch_loss(model, batch, carry[0], device)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+
+    return best_time(step, repeats)
+
+
+def raw_step_time(hidden: int, repeats: int) -> float:
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(EMBED, hidden, LAYERS, batch_first=True)
+    x = torch.randn(BATCH, SEQ, EMBED)
+
+    def step():
+        lstm.zero_grad(set_to_none=True)
+        out, _ = lstm(x)
+        out.sum().backward()
+
+    return best_time(step, repeats)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    pick_device("cpu")
+    peak = measure_peak(args.repeats)
+    result = {"threads": torch.get_num_threads(), "peak_gflops": round(peak, 1)}
+    for hidden in (256, 512):
+        # Interleave so that machine noise hits both sides alike.
+        raw = min(raw_step_time(hidden, args.repeats), raw_step_time(hidden, args.repeats))
+        ours = min(rnnlab_step_time(hidden, args.repeats), rnnlab_step_time(hidden, args.repeats))
+        tokens = BATCH * SEQ
+        gflops = lstm_flops_per_step(hidden) / ours / 1e9
+        raw_gflops = lstm_flops_per_step(hidden) / raw / 1e9
+        print(f"hidden {hidden}: rnnlab {tokens / ours:,.0f} tok/s, raw nn.LSTM {tokens / raw:,.0f} tok/s, "
+              f"rnnlab {gflops:.1f} GFLOP/s, raw {raw_gflops:.1f}, peak {peak:.1f}", file=sys.stderr)
+        result.update({f"tokens_per_s_{hidden}": round(tokens / ours), f"raw_tokens_per_s_{hidden}":
+                       round(tokens / raw), f"ratio_{hidden}": round(raw / ours, 3),
+                       f"gflops_{hidden}": round(gflops, 1),
+                       f"fraction_of_peak_{hidden}": round(gflops / peak, 3),
+                       f"raw_fraction_of_peak_{hidden}": round(raw_gflops / peak, 3)})
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,598 @@
+"""The public Python API: train, load, generate, evaluate, predict the next token.
+
+This is the one module that composes the layers (data -> model -> training; model + tokenizer ->
+decoder). The command line is a thin parser over these functions, so everything the CLI does can be
+done from Python with the same option names:
+
+    import rnnlab
+    lm = rnnlab.train("jungle-book", "runs/jb", hidden_size=256, epochs=5)
+    print(lm.generate("Mowgli", length=200, temperature=0.8))
+    lm = rnnlab.load("runs/jb"); lm.evaluate("other.txt"); lm.predict_next("Mowgli was", k=5)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rnnlab import _io
+from rnnlab.config import DataConfig, ModelConfig, SampleConfig, TrainConfig
+from rnnlab.data import batching
+from rnnlab.data.corpus import read_corpus, split_text
+from rnnlab.data.registry import resolve_corpus
+from rnnlab.data.tokenizers import Tokenizer, build_tokenizer, load_tokenizer, save_tokenizer
+from rnnlab.errors import ConfigError, DataError, ModelDirError
+from rnnlab.generation.decoder import decode, prime
+from rnnlab.models.rnn_lm import RNNLanguageModel, count_parameters
+from rnnlab.training import checkpoint as ckpt
+from rnnlab.training import distributed
+from rnnlab.training.loop import Hooks, RunResult
+from rnnlab.training.loop import train as run_loop
+from rnnlab.training.metrics import evaluate_ids
+from rnnlab.training.seeding import pick_device, seed_everything
+
+DEFAULT_MODEL_DIR = Path(__file__).parent / "pretrained" / "default"
+Log = Callable[[str], None]
+
+_MODEL_FIELDS = {f.name for f in fields(ModelConfig)} - {"vocab_size", "output"}
+_DATA_FIELDS = {f.name for f in fields(DataConfig)}
+_TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
+_SAMPLE_FIELDS = {f.name for f in fields(SampleConfig)}
+# A resumed run keeps its settings; only its budget and reporting may change.
+_RESUMABLE_TRAIN_FIELDS = {"epochs", "max_steps", "max_time", "eval_every", "sample_every",
+                           "checkpoint_every", "patience", "device"}
+
+
+def _split_options(options: dict[str, Any]) -> tuple[dict, dict, dict]:
+    model, data, train = {}, {}, {}
+    for name, value in options.items():
+        if name in _MODEL_FIELDS:
+            model[name] = value
+        elif name in _DATA_FIELDS:
+            data[name] = value
+        elif name in _TRAIN_FIELDS:
+            train[name] = value
+        else:
+            raise ConfigError(f"unknown training option: {name}")
+    return model, data, train
+
+
+def resolve_model_dir(path: str | os.PathLike | None) -> Path:
+    """`None` or "default" name the pretrained model shipped in the package."""
+    if path is None or str(path) == "default":
+        if not (DEFAULT_MODEL_DIR / ckpt.CONFIG).is_file():
+            raise ModelDirError("the pretrained default model is not installed with this copy of rnnlab; "
+                                "pass a model directory")
+        return DEFAULT_MODEL_DIR
+    return Path(path)
+
+
+# --------------------------------------------------------------------------------------------- training
+
+@dataclass
+class CorpusSplits:
+    train: str
+    valid: str
+    test: str
+    source: str
+
+
+def load_corpus_splits(corpus: str | os.PathLike, data: DataConfig, val_file=None, test_file=None,
+                       data_dir=None) -> CorpusSplits:
+    """Read and clean a corpus (path, directory or registry name) and split it into train/valid/test."""
+    files = resolve_corpus(str(corpus), data_dir=data_dir)
+    text = read_corpus(files.train, keep_header=data.keep_header)
+    valid_path = val_file or files.valid
+    test_path = test_file or files.test
+    if valid_path is not None:
+        valid = read_corpus(valid_path, keep_header=data.keep_header)
+        test = read_corpus(test_path, keep_header=data.keep_header) if test_path else ""
+        return CorpusSplits(text, valid, test, str(corpus))
+    train, valid, test = split_text(text, data.split)
+    if test_path is not None:
+        test = read_corpus(test_path, keep_header=data.keep_header)
+    return CorpusSplits(train, valid, test, str(corpus))
+
+
+def _prepare_output(out_dir: Path, overwrite: bool, resume: bool, is_main: bool) -> None:
+    if resume:
+        if not (out_dir / ckpt.CONFIG).is_file():
+            raise ModelDirError(f"cannot resume: {out_dir} holds no run (config.json is missing)")
+        return
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ModelDirError(f"{out_dir} exists and is not a directory")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise ModelDirError(f"{out_dir} already exists; pass --overwrite to replace it or --resume "
+                                f"to continue its run")
+        if is_main:
+            if not (out_dir / ckpt.CONFIG).is_file() and not (out_dir / ckpt.WEIGHTS).is_file():
+                raise ModelDirError(f"{out_dir} is not empty and is not a model directory; refusing to "
+                                    f"delete it")
+            shutil.rmtree(out_dir)
+    if is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _make_batches(ids: torch.Tensor, lines: list[list[int]] | None, train: TrainConfig):
+    if train.objective == "sequence":
+        return batching.SequenceBatches(ids, train.batch_size, train.seq_len, seed=train.seed)
+    if train.objective == "window":
+        return batching.WindowBatches(ids, train.batch_size, train.window, train.stride, seed=train.seed)
+    return batching.PrefixBatches(lines or [], train.batch_size, seed=train.seed)
+
+
+def _encode_lines(tokenizer: Tokenizer, text: str) -> list[list[int]]:
+    return [tokenizer.encode(line) for line in text.split("\n") if line.strip()]
+
+
+def train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=None, test_file=None,
+          data_dir=None, resume: bool = False, overwrite: bool = False, init_from=None,
+          log: Log | None = None, progress: bool | None = None, **options: Any) -> LanguageModel:
+    """Train a language model on `corpus` and return it (with its best weights) once training stops.
+
+    `corpus` is a text file, a directory of .txt files or a registered corpus name ("jungle-book").
+    `options` are the fields of ModelConfig, DataConfig and TrainConfig (`cell`, `layers`,
+    `hidden_size`, `level`, `seq_len`, `epochs`, `max_time`, `seed`, ...). `resume` continues the
+    interrupted run in `out_dir` with its saved settings (only budget and reporting options may change);
+    `init_from` starts from another model's weights and tokenizer (fine-tuning). `log` receives one line
+    per evaluation and the per-epoch samples.
+    """
+    out_dir = Path(out_dir)
+    env = distributed.from_environment()
+    log = log if (log is not None and env.is_main) else (lambda _line: None)
+    model_opts, data_opts, train_opts = _split_options(options)
+    if resume:
+        saved = ckpt.read_config(out_dir) if (out_dir / ckpt.CONFIG).is_file() else None
+        if saved is None:
+            raise ModelDirError(f"cannot resume: {out_dir} holds no run (config.json is missing)")
+        refused = sorted(set(train_opts) - _RESUMABLE_TRAIN_FIELDS) + sorted(model_opts) + sorted(data_opts)
+        if refused:
+            raise ConfigError(f"--resume keeps the run's settings; cannot change {', '.join(refused)}")
+        model_cfg, data_cfg = saved["model"], saved["data"]
+        train_cfg = saved["train"].replace(**train_opts)
+    else:
+        data_cfg = DataConfig(**data_opts)
+        train_cfg = TrainConfig(**train_opts)
+        model_cfg = None
+    output = "sequence" if train_cfg.objective == "sequence" else "last"
+    if model_cfg is None:
+        ModelConfig(**model_opts, vocab_size=1, output=output)  # fail on bad settings before any work
+    if not resume and out_dir.exists() and out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise ModelDirError(f"{out_dir} already exists; pass --overwrite to replace it or --resume "
+                            f"to continue its run")
+
+    splits = load_corpus_splits(corpus, data_cfg, val_file, test_file, data_dir)
+    base = None
+    if resume:
+        tokenizer = load_tokenizer(out_dir / ckpt.TOKENIZER)
+    elif init_from is not None:
+        base = load(init_from, device="cpu")
+        tokenizer, base = _adapt_for_finetuning(base, splits.train, log)
+        if base.data_config is not None:
+            data_cfg = base.data_config.replace(split=data_cfg.split)
+        model_cfg = base.model.config.replace(output=output)
+        if "dropout" in model_opts:
+            model_cfg = model_cfg.replace(dropout=model_opts["dropout"])
+    else:
+        tokenizer = build_tokenizer(splits.train, data_cfg)
+    if model_cfg is None:
+        model_cfg = ModelConfig(**model_opts, vocab_size=tokenizer.vocab_size, output=output)
+    _check_objective(model_cfg, train_cfg)
+
+    train_ids = torch.tensor(tokenizer.encode(splits.train), dtype=torch.long)
+    valid_ids = torch.tensor(tokenizer.encode(splits.valid), dtype=torch.long)
+    if valid_ids.numel() < 2:
+        raise DataError("the validation text is empty or shorter than two tokens; give --val-file or a "
+                        "larger validation share with --split")
+    device = pick_device(distributed.device_for(env, train_cfg.device))
+    seed_everything(train_cfg.seed)
+    model = RNNLanguageModel(model_cfg)
+    if base is not None:
+        model.load_state_dict(base.model.state_dict())
+    model.to(device)
+    # Same initial weights on every rank (DDP broadcasts rank 0's anyway); dropout differs per rank.
+    if env.enabled:
+        torch.manual_seed(train_cfg.seed + env.rank)
+    lines = _encode_lines(tokenizer, splits.train) if train_cfg.objective == "prefixes" else None
+    batches = _make_batches(batching.shard(train_ids, env.rank, env.world_size), lines, train_cfg)
+
+    _prepare_output(out_dir, overwrite, resume, env.is_main)
+    distributed.barrier(env)
+    corpus_facts = {"source": splits.source, "train_chars": len(splits.train),
+                    "valid_chars": len(splits.valid), "test_chars": len(splits.test),
+                    "train_tokens": int(train_ids.numel()), "valid_tokens": int(valid_ids.numel())}
+    if env.is_main:
+        if not resume:
+            ckpt.write_config(out_dir, model_cfg, data_cfg, train_cfg, {"corpus": corpus_facts})
+            save_tokenizer(tokenizer, out_dir / ckpt.TOKENIZER)
+        else:
+            ckpt.write_config(out_dir, model_cfg, data_cfg, train_cfg, {"corpus": corpus_facts})
+
+    chars_per_token = len(splits.valid) / max(valid_ids.numel(), 1)
+    window = train_cfg.window if train_cfg.objective == "window" else None
+    if train_cfg.objective == "prefixes":
+        valid_lines = _encode_lines(tokenizer, splits.valid)
+
+        def evaluate() -> dict[str, Any]:
+            return _evaluate_prefixes(model, valid_lines, device)
+    else:
+        def evaluate() -> dict[str, Any]:
+            return evaluate_ids(model, valid_ids, chars_per_token, device, window=window,
+                                seq_len=train_cfg.seq_len)
+
+    def on_eval(record: dict[str, Any]) -> None:
+        log(_format_eval(record))
+
+    def on_epoch_end(epoch: int) -> None:
+        if model_cfg.output != "sequence":
+            return
+        lm = LanguageModel(model, tokenizer, {"model": model_cfg, "data": data_cfg}, out_dir, device)
+        text = lm.generate("", length=120, temperature=0.8, seed=train_cfg.seed + epoch)
+        log(f"--- sample after epoch {epoch} ---\n{text}\n---")
+        model.train()
+
+    hooks = Hooks(on_eval=on_eval, on_epoch_end=on_epoch_end, progress=progress)
+    ddp_model = distributed.wrap(model, env, device)
+    model.train()
+    result = run_loop(model, batches, evaluate, train_cfg, out_dir, device, resume=resume, hooks=hooks,
+                      is_main=env.is_main, ddp_model=ddp_model)
+    if env.is_main:
+        _write_summary(out_dir, result, device)
+        log(f"stopped after {result.step} steps ({result.stopped}); best validation loss "
+            f"{result.best['val_loss']:.4f} ({result.best['val_bpc']:.3f} bpc) kept in {out_dir}"
+            if result.best else f"stopped after {result.step} steps ({result.stopped})")
+    distributed.barrier(env)
+    distributed.shutdown(env)
+    return load(out_dir, device=str(device))
+
+
+def _check_objective(model: ModelConfig, train: TrainConfig) -> None:
+    if model.bidirectional and train.objective == "sequence":
+        raise ConfigError("--bidirectional works with --objective window or prefixes only: with the "
+                          "sequence objective the backward direction would read the tokens it must predict")
+
+
+def _evaluate_prefixes(model, lines, device) -> dict[str, Any]:
+    inputs, lengths, targets = batching.line_prefixes(lines)
+    model.eval()
+    with torch.inference_mode():
+        logits, _ = model(inputs.to(device), None, lengths)
+        loss = torch.nn.functional.cross_entropy(logits.float(), targets.to(device), reduction="sum")
+        correct = int((logits.argmax(-1) == targets.to(device)).sum())
+    model.train()
+    from rnnlab.training.metrics import summarize
+    n = targets.numel()
+    return summarize(float(loss), n, correct, n)
+
+
+def _format_eval(r: dict[str, Any]) -> str:
+    train_loss = f"train loss {r['train_loss']:.4f} | " if r.get("train_loss") is not None else ""
+    return (f"step {r['step']:>6} | epoch {r['epoch']:.2f} | {train_loss}val loss {r['val_loss']:.4f} | "
+            f"ppl {r['val_perplexity']:.2f} | bpc {r['val_bpc']:.3f} | acc {r['val_accuracy']:.3f}"
+            f"{' | best' if r['best'] else ''}")
+
+
+def _write_summary(out_dir: Path, result: RunResult, device: torch.device) -> None:
+    _io.write_json(out_dir / ckpt.SUMMARY, {
+        "steps": result.step, "epochs_completed": result.epoch, "stopped": result.stopped,
+        "seconds": round(result.seconds, 2), "device": str(device), "threads": torch.get_num_threads(),
+        "best": result.best, "last": result.last})
+
+
+def _adapt_for_finetuning(base: LanguageModel, text: str, log: Log) -> tuple[Tokenizer, LanguageModel]:
+    """Char models learn new characters (new rows, old rows untouched); other levels map them to <unk>."""
+    tokenizer = base.tokenizer
+    if tokenizer.kind != "char":
+        return tokenizer, base
+    new_chars = tokenizer.unknown_items(text)
+    if not new_chars:
+        return tokenizer, base
+    extended = tokenizer.extend(new_chars)
+    log(f"extending the vocabulary with {len(new_chars)} new character(s)")
+    old = base.model
+    config = old.config.replace(vocab_size=extended.vocab_size)
+    model = RNNLanguageModel(config)
+    state = old.state_dict()
+    new_state = model.state_dict()
+    n_old = old.config.vocab_size
+    for name, tensor in new_state.items():
+        src = state[name]
+        if src.shape == tensor.shape:
+            new_state[name] = src
+            continue
+        # Vocabulary-sized rows: keep the old ones, start new characters from the mean old row, and give
+        # them a low output bias so they are not sampled until the fine-tuning data teaches them.
+        merged = tensor.clone()
+        merged[:n_old] = src
+        if name == "decoder.bias":
+            merged[n_old:] = src.min()
+        else:
+            merged[n_old:] = src.mean(dim=0, keepdim=True)
+        new_state[name] = merged
+    model.load_state_dict(new_state)
+    return extended, LanguageModel(model, extended, {**base.configs, "model": config}, None, base.device)
+
+
+# -------------------------------------------------------------------------------------------- the model
+
+@dataclass
+class Generation:
+    """One generated sample: the full text (prompt + continuation), the new part, per-token details."""
+
+    text: str
+    continuation: str
+    tokens: list[str] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    stopped: str = "length"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "continuation": self.continuation, "stopped": self.stopped,
+                "tokens": [{"token": t, "logprob": lp} for t, lp in zip(self.tokens, self.logprobs)],
+                "total_logprob": sum(self.logprobs)}
+
+
+class LanguageModel:
+    """A trained model with its tokenizer: generate, evaluate, predict the next token."""
+
+    def __init__(self, model: RNNLanguageModel, tokenizer: Tokenizer, configs: dict[str, Any],
+                 path: Path | None, device: torch.device | str = "cpu"):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.configs = configs
+        self.path = path
+        self.device = torch.device(device)
+
+    @property
+    def banned_ids(self) -> list[int]:
+        """Tokens never generated: <unk> and padding would only print placeholders."""
+        return [i for i in (self.tokenizer.unk_id, self.tokenizer.pad_id)
+                if i is not None and i < self.tokenizer.vocab_size]
+
+    @property
+    def data_config(self) -> DataConfig | None:
+        return self.configs.get("data")
+
+    def __repr__(self) -> str:
+        c = self.model.config
+        return (f"LanguageModel({c.cell} {c.layers}x{c.hidden_size}, {self.tokenizer.kind} level, "
+                f"vocab {c.vocab_size}, path={self.path})")
+
+    # -- generation
+    def _prompt_ids(self, prompt: str, unknown: str) -> tuple[list[int], str]:
+        if self.data_config is not None and self.data_config.lower:
+            prompt = prompt.lower()
+        if prompt:
+            ids = self.tokenizer.encode(prompt, unknown=unknown)
+            if ids:
+                return ids, prompt
+        # No prompt: start from a newline (a paragraph start) when the vocabulary has one.
+        start = self.tokenizer.encode("\n", unknown="replace") if "\n" not in \
+            self.tokenizer.unknown_items("\n") else []
+        return (start or [0]), ""
+
+    def sample(self, prompt: str = "", *, on_text: Callable[[str], None] | None = None,
+               **options: Any) -> list[Generation]:
+        """Generate `num_samples` continuations of `prompt` as one batch, with per-token log-probs.
+
+        Options are the fields of SampleConfig (length, temperature, top_k, top_p, num_samples, seed,
+        stop, strategy, unknown). `on_text` receives the new text of the first sample as it is produced.
+        """
+        unknown_fields = set(options) - _SAMPLE_FIELDS
+        if unknown_fields:
+            raise ConfigError(f"unknown generation option(s): {', '.join(sorted(unknown_fields))}")
+        config = SampleConfig(**options)
+        if self.model.config.output != "sequence":
+            return self._sample_windowed(prompt, config, on_text)
+        prompt_ids, prompt_text = self._prompt_ids(prompt, config.unknown)
+        context = prompt_ids if prompt_text else []
+        streams = [_TextStream(self.tokenizer, context, config.stop) for _ in range(config.num_samples)]
+
+        def is_stopped(row: int, token: int) -> bool:
+            stream = streams[row]
+            piece = stream.push(token)
+            if row == 0 and on_text is not None and piece:
+                on_text(piece)
+            return stream.stopped
+
+        samples, _ = decode(self.model, prompt_ids, config, self.device, is_stopped=is_stopped,
+                            banned=self.banned_ids)
+        out = []
+        for sample, stream in zip(samples, streams):
+            continuation = stream.text
+            out.append(Generation(text=prompt_text + continuation, continuation=continuation,
+                                  tokens=[self.tokenizer.token_text(i) for i in sample.ids],
+                                  logprobs=sample.logprobs, stopped=sample.stopped))
+        return out
+
+    def _sample_windowed(self, prompt: str, config: SampleConfig, on_text) -> list[Generation]:
+        """Window/prefix models predict from a fixed window, so each step re-reads it (as they were trained)."""
+        from rnnlab.generation.transforms import build_chain, is_greedy, next_token
+
+        ids, prompt_text = self._prompt_ids(prompt, config.unknown)
+        train = self.configs.get("train")
+        width = train.window if train is not None and train.objective == "window" else None
+        generator = torch.Generator()
+        generator.manual_seed(config.seed) if config.seed is not None else generator.seed()
+        chain, greedy = build_chain(config), is_greedy(config)
+        rows = [list(ids) for _ in range(config.num_samples)]
+        new: list[list[int]] = [[] for _ in rows]
+        logprobs: list[list[float]] = [[] for _ in rows]
+        self.model.eval()
+        with torch.inference_mode():
+            for _ in range(config.length):
+                context = [r[-width:] if width else r for r in rows]
+                longest = max(len(c) for c in context)
+                x = torch.zeros(len(rows), longest, dtype=torch.long)
+                for i, c in enumerate(context):
+                    x[i, :len(c)] = torch.tensor(c)
+                lengths = torch.tensor([len(c) for c in context])
+                logits, _ = self.model(x.to(self.device), None, lengths)
+                if self.banned_ids:
+                    logits[:, self.banned_ids] = float("-inf")
+                choice = next_token(logits.float(), chain, greedy, generator)
+                lp = torch.log_softmax(logits.float(), -1).gather(1, choice[:, None])[:, 0]
+                for i, token in enumerate(choice.tolist()):
+                    rows[i].append(token)
+                    new[i].append(token)
+                    logprobs[i].append(float(lp[i]))
+        out = []
+        context_ids = ids if prompt_text else []
+        for i in range(len(rows)):
+            full = self.tokenizer.decode(context_ids + new[i])
+            continuation = full[len(self.tokenizer.decode(context_ids)):]
+            if config.stop and config.stop in continuation:
+                continuation = continuation[:continuation.index(config.stop) + len(config.stop)]
+            if i == 0 and on_text is not None:
+                on_text(continuation)
+            out.append(Generation(prompt_text + continuation, continuation,
+                                  [self.tokenizer.token_text(t) for t in new[i]], logprobs[i]))
+        return out
+
+    def generate(self, prompt: str = "", **options: Any) -> str | list[str]:
+        """The generated text (prompt included): a string, or a list when num_samples > 1."""
+        samples = self.sample(prompt, **options)
+        texts = [s.text for s in samples]
+        return texts[0] if len(texts) == 1 else texts
+
+    # -- scoring
+    def evaluate(self, source: str | os.PathLike, *, is_text: bool = False,
+                 batch_size: int = 16, seq_len: int = 256) -> dict[str, Any]:
+        """Loss (nats/token), perplexity, bits per character and accuracy on a text file (or text).
+
+        Characters or words the model never saw count as <unk>; how many is reported as `unknown`.
+        """
+        if is_text:
+            text = str(source)
+        else:
+            keep = self.data_config.keep_header if self.data_config else False
+            text = read_corpus(source, keep_header=keep)
+        if self.data_config is not None and self.data_config.lower:
+            text = text.lower()
+        unknown_items = self.tokenizer.unknown_items(text)
+        ids = torch.tensor(self.tokenizer.encode(text, unknown="replace"), dtype=torch.long)
+        if ids.numel() < 2:
+            raise DataError("the text is too short to evaluate: it needs at least two tokens")
+        unk = int((ids == self.tokenizer.unk_id).sum()) if self.tokenizer.unk_id is not None else 0
+        train = self.configs.get("train")
+        if train is not None and train.objective == "prefixes":
+            metrics = _evaluate_prefixes(self.model, _encode_lines(self.tokenizer, text), self.device)
+        else:
+            window = train.window if train is not None and train.objective == "window" else None
+            metrics = evaluate_ids(self.model, ids, len(text) / ids.numel(), self.device,
+                                   batch_size=batch_size, seq_len=seq_len, window=window)
+        metrics.update({"characters": len(text), "unknown": unk, "unknown_kinds": unknown_items[:20]})
+        return metrics
+
+    def predict_next(self, text: str, k: int = 5, unknown: str = "error") -> list[tuple[str, float]]:
+        """The k most likely next tokens after `text`, with their probabilities."""
+        if k < 1:
+            raise ConfigError(f"-k must be at least 1 (got {k})")
+        ids, _ = self._prompt_ids(text, unknown)
+        self.model.eval()
+        with torch.inference_mode():
+            if self.model.config.output == "sequence":
+                logits, _ = prime(self.model, ids, 1, self.device)
+            else:
+                train = self.configs.get("train")
+                if train is not None and train.objective == "window":
+                    ids = ids[-train.window:]
+                logits, _ = self.model(torch.tensor([ids], device=self.device), None,
+                                       torch.tensor([len(ids)]))
+            probs = torch.softmax(logits.float()[0], dim=-1)
+        top = torch.topk(probs, min(k, probs.numel()))
+        skip = {self.tokenizer.pad_id} - {None}
+        return [(self.tokenizer.token_text(i), float(p)) for p, i in zip(top.values.tolist(),
+                top.indices.tolist()) if i not in skip]
+
+    # -- facts
+    def info(self) -> dict[str, Any]:
+        config_path = self.path / ckpt.CONFIG if self.path else None
+        raw = json.loads(config_path.read_text()) if config_path and config_path.exists() else {}
+        summary_path = self.path / ckpt.SUMMARY if self.path else None
+        summary = json.loads(summary_path.read_text()) if summary_path and summary_path.exists() else {}
+        return {"path": str(self.path), "model": self.model.config.to_dict(),
+                "data": raw.get("data"), "train": raw.get("train"), "corpus": raw.get("corpus"),
+                "tokenizer": {"kind": self.tokenizer.kind, "vocab_size": self.tokenizer.vocab_size},
+                "parameters": count_parameters(self.model),
+                "keras_parameters": keras_parameter_count(self.model.config),
+                "training": summary}
+
+
+class _TextStream:
+    """Turns one row's token ids into text incrementally and watches for the stop string."""
+
+    def __init__(self, tokenizer: Tokenizer, context: list[int], stop: str | None):
+        self.tokenizer = tokenizer
+        self.fast = tokenizer.kind == "char"
+        self.context = list(context)
+        self.prefix = "" if self.fast else tokenizer.decode(self.context)
+        self.ids: list[int] = []
+        self.text = ""
+        self.stop = stop
+        self.stopped = False
+
+    def push(self, token: int) -> str:
+        self.ids.append(token)
+        if self.fast:
+            piece = self.tokenizer.token_text(token)
+        else:
+            full = self.tokenizer.decode(self.context + self.ids)[len(self.prefix):]
+            piece = full[len(self.text):]
+        if self.stop is not None and self.stop in self.text + piece:
+            end = (self.text + piece).index(self.stop) + len(self.stop)
+            piece = (self.text + piece)[len(self.text):end]
+            self.stopped = True
+        self.text += piece
+        return piece
+
+
+def keras_parameter_count(config: ModelConfig) -> dict[str, int]:
+    """The counts Keras' model.summary() shows for the same layers (one bias vector per gate, not two)."""
+    gates = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}[config.cell]
+    directions = 2 if config.bidirectional else 1
+    V, E, H = config.vocab_size, config.embedding_size, config.hidden_size
+    counts: dict[str, int] = {}
+    size_in = E if config.input == "embedding" else V
+    if config.input == "embedding":
+        counts["embedding"] = V * E
+    for layer in range(config.layers):
+        # Keras' GRU (reset_after=True, its default) keeps two bias vectors, like PyTorch.
+        bias = 2 * gates * H if config.cell == "gru" else gates * H
+        counts[f"{config.cell}_{layer}"] = directions * (gates * H * (size_in + H) + bias)
+        size_in = H * directions
+    out_in = size_in
+    if config.tie_weights:
+        if out_in != E:
+            counts["projection"] = out_in * E + E
+        counts["dense"] = V
+    else:
+        counts["dense"] = out_in * V + V
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def load(path: str | os.PathLike | None = None, device: str = "cpu") -> LanguageModel:
+    """Load a model directory (None or "default": the pretrained model shipped with rnnlab)."""
+    model_dir = resolve_model_dir(path)
+    configs = ckpt.read_config(model_dir)
+    tokenizer = load_tokenizer(model_dir / ckpt.TOKENIZER)
+    model_cfg: ModelConfig = configs["model"]
+    if model_cfg.vocab_size != tokenizer.vocab_size:
+        raise ModelDirError(f"{model_dir}: config.json says {model_cfg.vocab_size} tokens but tokenizer.json "
+                            f"holds {tokenizer.vocab_size}")
+    model = RNNLanguageModel(model_cfg)
+    ckpt.load_weights(model_dir / ckpt.WEIGHTS, model)
+    dev = pick_device(device)
+    model.to(dev).eval()
+    return LanguageModel(model, tokenizer, configs, model_dir, dev)
+
+
+__all__ = ["Generation", "LanguageModel", "keras_parameter_count", "load", "train"]

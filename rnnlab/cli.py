@@ -1,0 +1,321 @@
+"""The `rnnlab` command line: it parses arguments and calls the API, nothing more.
+
+Results go to stdout, diagnostics (progress, evaluation lines) to stderr. A problem the user can fix is
+an RnnlabError, printed here once as one line with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from rnnlab.errors import RnnlabError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line in one line, like every other rnnlab error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _err(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--level", choices=["char", "word", "bpe"], help="token level (default char)")
+    g.add_argument("--lower", action="store_true", default=None, help="lower-case the text (word level)")
+    g.add_argument("--max-vocab", type=int, dest="max_vocab", help="keep the N most frequent words")
+    g.add_argument("--min-count", type=int, dest="min_count", help="words seen fewer times become <unk>")
+    g.add_argument("--vocab-size", type=int, dest="vocab_size", help="BPE vocabulary size")
+    g.add_argument("--keras-compat", action="store_true", default=None, dest="keras_compat",
+                   help="word tokenizer with Keras Tokenizer semantics")
+    g.add_argument("--keep-header", action="store_true", default=None, dest="keep_header",
+                   help="keep a Project Gutenberg header and footer")
+    g.add_argument("--split", type=_fractions, help="train,valid,test fractions (default 0.9,0.05,0.05)")
+    g.add_argument("--val-file", help="validation text (instead of a split of CORPUS)")
+    g.add_argument("--test-file", help="test text")
+    g.add_argument("--data-dir", help="folder that already holds named corpora (or RNNLAB_DATA_DIR)")
+    m = p.add_argument_group("model")
+    m.add_argument("--cell", choices=["lstm", "gru", "rnn_tanh", "rnn_relu"])
+    m.add_argument("--layers", type=int)
+    m.add_argument("--hidden", type=int, dest="hidden_size")
+    m.add_argument("--embedding", type=int, dest="embedding_size")
+    m.add_argument("--dropout", type=float)
+    m.add_argument("--tie-weights", action="store_true", default=None, dest="tie_weights")
+    m.add_argument("--input", choices=["embedding", "onehot"])
+    m.add_argument("--bidirectional", action="store_true", default=None)
+    m.add_argument("--cell-impl", choices=["fused", "reference"], dest="cell_impl")
+    t = p.add_argument_group("training")
+    t.add_argument("--objective", choices=["sequence", "window", "prefixes"])
+    t.add_argument("--seq-len", type=int, dest="seq_len")
+    t.add_argument("--batch-size", type=int, dest="batch_size")
+    t.add_argument("--window", type=int)
+    t.add_argument("--stride", type=int)
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--max-steps", type=int, dest="max_steps")
+    t.add_argument("--max-time", type=float, dest="max_time", help="minutes of wall clock")
+    t.add_argument("--optimizer", choices=["adamw", "adam", "rmsprop", "sgd"])
+    t.add_argument("--lr", type=float)
+    t.add_argument("--weight-decay", type=float, dest="weight_decay")
+    t.add_argument("--schedule", choices=["cosine", "plateau", "constant"])
+    t.add_argument("--warmup", type=int, dest="warmup_steps")
+    t.add_argument("--clip", type=float)
+    t.add_argument("--eval-every", type=int, dest="eval_every")
+    t.add_argument("--patience", type=int)
+    t.add_argument("--min-delta", type=float, dest="min_delta")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--sample-every", type=int, dest="sample_every")
+    t.add_argument("--checkpoint-every", type=int, dest="checkpoint_every")
+    t.add_argument("--device")
+    r = p.add_argument_group("run")
+    r.add_argument("--resume", action="store_true", help="continue the interrupted run in MODEL_DIR")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing MODEL_DIR")
+    r.add_argument("--init-from", dest="init_from", help="start from a trained model (or 'default')")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected three fractions like 0.9,0.05,0.05, got {text!r}") from None
+
+
+_RUN_KEYS = {"command", "corpus", "output", "val_file", "test_file", "data_dir", "resume", "overwrite",
+             "init_from", "no_progress", "func"}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rnnlab import api
+
+    options = {k: v for k, v in vars(args).items() if k not in _RUN_KEYS and v is not None}
+    api.train(args.corpus, args.output, val_file=args.val_file, test_file=args.test_file,
+              data_dir=args.data_dir, resume=args.resume, overwrite=args.overwrite,
+              init_from=args.init_from, log=_err, progress=False if args.no_progress else None,
+              **options)
+    return 0
+
+
+def _add_sample_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--length", type=int, help="new tokens per sample (default 200)")
+    p.add_argument("--temperature", type=float, help="0 = greedy (default 0.8)")
+    p.add_argument("--top-k", type=int, dest="top_k")
+    p.add_argument("--top-p", type=float, dest="top_p")
+    p.add_argument("--num-samples", type=int, dest="num_samples")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--stop", help="stop a sample once it has produced this string")
+    p.add_argument("--strategy", choices=["sample", "greedy", "creativity"],
+                   help="creativity: uniform among the --top-k most likely (the Keras tutorials')")
+    p.add_argument("--unknown", choices=["error", "replace"],
+                   help="prompt characters/words outside the vocabulary: error (default) or map to <unk>")
+
+
+_SAMPLE_KEYS = ("length", "temperature", "top_k", "top_p", "num_samples", "seed", "stop", "strategy",
+                "unknown")
+
+
+def _sample_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: getattr(args, k) for k in _SAMPLE_KEYS if getattr(args, k, None) is not None}
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from rnnlab import api
+
+    lm = api.load(args.model)
+    options = _sample_options(args)
+    if args.interactive:
+        from rnnlab.interactive import run_interactive
+
+        return run_interactive(lm, options, words=args.words, stdin=sys.stdin, stdout=sys.stdout)
+    if args.json:
+        samples = lm.sample(args.prompt, **options)
+        print(json.dumps([s.to_dict() for s in samples], ensure_ascii=False, indent=2))
+        return 0
+    if options.get("num_samples", 1) == 1:
+        sys.stdout.write(args.prompt if args.prompt else "")
+        sys.stdout.flush()
+
+        def stream(piece: str) -> None:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+
+        lm.sample(args.prompt, on_text=stream, **options)
+        sys.stdout.write("\n")
+        return 0
+    samples = lm.sample(args.prompt, **options)
+    for i, s in enumerate(samples, 1):
+        print(f"=== sample {i} ===")
+        print(s.text)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from rnnlab import api
+
+    metrics = api.load(args.model).evaluate(args.file)
+    if args.json:
+        print(json.dumps(metrics, ensure_ascii=False))
+        return 0
+    print(f"loss        {metrics['loss']:.4f} nats/token")
+    print(f"perplexity  {metrics['perplexity']:.3f}")
+    print(f"bpc         {metrics['bpc']:.4f} bits/character")
+    print(f"accuracy    {metrics['accuracy']:.4f}")
+    print(f"tokens      {metrics['tokens']} scored over {metrics['characters']} characters")
+    kinds = ", ".join(repr(k) for k in metrics["unknown_kinds"][:10])
+    print(f"unknown     {metrics['unknown']} token(s) the model never saw counted as <unk>"
+          + (f" ({kinds})" if kinds else ""))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from rnnlab import api
+    from rnnlab.report import format_info
+
+    info = api.load(args.model).info()
+    print(json.dumps(info, indent=2, ensure_ascii=False) if args.json else format_info(info))
+    return 0
+
+
+def cmd_predict_next(args: argparse.Namespace) -> int:
+    from rnnlab import api
+
+    top = api.load(args.model).predict_next(args.text, k=args.k, unknown=args.unknown or "error")
+    if args.json:
+        print(json.dumps([{"token": t, "probability": p} for t, p in top], ensure_ascii=False))
+        return 0
+    for token, prob in top:
+        print(f"{prob:8.4f}  {token!r}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from rnnlab.report import plot_history
+
+    plot_history(args.model, args.output)
+    print(args.output)
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from rnnlab.data.registry import list_datasets
+
+    for d in list_datasets():
+        size = f"{d.size:,} bytes" if d.size else "size recorded at first download"
+        print(f"{d.name:18} {d.licence:24} {size}")
+        print(f"{'':18} {d.description}")
+        for split, (filename, url, sha256, _size) in d.files.items():
+            print(f"{'':18} {split:6} {filename}  {url}")
+            print(f"{'':18} {'':6} sha256 {sha256 or '(recorded at first download)'}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """`make run`: the default model if shipped, else a short training run on the Jungle Book first."""
+    from rnnlab import api
+
+    try:
+        lm = api.load(args.model)
+    except RnnlabError:
+        lm = None
+    if lm is None:
+        _err("no pretrained default model yet: training a small one on the Jungle Book for "
+             f"{args.minutes} minute(s) into {args.output}")
+        lm = api.train("jungle-book", args.output, data_dir=args.data_dir, overwrite=True,
+                       hidden_size=256, layers=2, embedding_size=64, dropout=0.1, batch_size=32, seq_len=100,
+                       max_time=args.minutes, epochs=None, eval_every=200, sample_every=0, log=_err)
+    for temperature in (0.5, 0.9):
+        print(f"=== prompt 'Mowgli', temperature {temperature} ===")
+        print(lm.generate("Mowgli", length=300, temperature=temperature, seed=1))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="rnnlab", description="Train recurrent networks to generate text and forecast "
+                     "series.")
+    from rnnlab import __version__
+
+    parser.add_argument("--version", action="version", version=f"rnnlab {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("train", help="train a language model on a text file, folder or named corpus")
+    p.add_argument("corpus", help="text file, folder of .txt files, or a corpus name (see `rnnlab datasets`)")
+    p.add_argument("-o", "--output", required=True, help="model directory to write")
+    _add_train_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("generate", help="generate text from a model (the default model if none is given)")
+    p.add_argument("model", nargs="?", default=None, help="model directory, or 'default'")
+    p.add_argument("--prompt", default="", help="text to continue")
+    _add_sample_options(p)
+    p.add_argument("--json", action="store_true", help="print samples with per-token log-probabilities")
+    p.add_argument("--interactive", action="store_true", help="a prompt loop that continues the story")
+    p.add_argument("--words", action="store_true", help="interactive: pick each next word from the top-k")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("evaluate", help="loss, perplexity, bits per character and accuracy on a text")
+    p.add_argument("model", help="model directory, or 'default'")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("info", help="configuration, parameter counts, corpus facts and metrics of a model")
+    p.add_argument("model", help="model directory, or 'default'")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("predict-next", help="the k most likely next tokens after a text")
+    p.add_argument("model", help="model directory, or 'default'")
+    p.add_argument("text")
+    p.add_argument("-k", type=int, default=5)
+    p.add_argument("--unknown", choices=["error", "replace"])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict_next)
+
+    p = sub.add_parser("plot", help="training history: loss and accuracy per epoch, early stop marked")
+    p.add_argument("model")
+    p.add_argument("-o", "--output", default="history.png")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("datasets", help="list the named corpora")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("demo", help="what `make run` shows: samples from the default model")
+    p.add_argument("--model", default=None)
+    p.add_argument("--minutes", type=float, default=2.0)
+    p.add_argument("--output", default="runs/demo")
+    p.add_argument("--data-dir", default=None)
+    p.set_defaults(func=cmd_demo)
+
+    try:
+        from rnnlab.cli_forecast import register
+    except ImportError:
+        register = None
+    if register is not None:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except RnnlabError as exc:
+        _err(f"rnnlab: error: {exc.message}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _err("rnnlab: interrupted")
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""The model directory: a folder that describes itself and holds no pickles.
+
+    MODEL_DIR/
+      config.json                 model, data and training settings, corpus facts (format_version)
+      tokenizer.json              the vocabulary, so the weights can be read back as text
+      model.safetensors           the best weights by validation loss (what `load` uses)
+      training_state.safetensors  latest weights, optimiser, RNG, carried state, data position (resume)
+      metrics.jsonl               one JSON line per evaluation
+      summary.json                final and best metrics, steps, time, why training stopped
+
+Every file is written atomically (temp file, fsync, rename), so a kill at any moment leaves the
+previous complete checkpoint in place.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rnnlab import _io
+from rnnlab.config import FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig
+from rnnlab.errors import ModelDirError
+
+CONFIG = "config.json"
+TOKENIZER = "tokenizer.json"
+WEIGHTS = "model.safetensors"
+TRAINING_STATE = "training_state.safetensors"
+METRICS = "metrics.jsonl"
+SUMMARY = "summary.json"
+
+
+def write_config(model_dir: Path, model: ModelConfig, data: DataConfig, train: TrainConfig,
+                 extra: dict[str, Any] | None = None) -> None:
+    payload = {"format_version": FORMAT_VERSION, "model": model.to_dict(), "data": data.to_dict(),
+               "train": train.to_dict(), **(extra or {})}
+    _io.write_json(Path(model_dir) / CONFIG, payload)
+
+
+def read_config(model_dir: Path) -> dict[str, Any]:
+    """config.json as (ModelConfig, DataConfig, TrainConfig, the rest); errors name the directory."""
+    model_dir = Path(model_dir)
+    if not model_dir.exists():
+        raise ModelDirError(f"model directory {model_dir} does not exist")
+    if not model_dir.is_dir():
+        raise ModelDirError(f"{model_dir} is not a model directory")
+    if not (model_dir / CONFIG).is_file():
+        raise ModelDirError(f"{model_dir} is not a model directory: {CONFIG} is missing")
+    raw = _io.read_json(model_dir / CONFIG)
+    if not isinstance(raw, dict) or "model" not in raw:
+        raise ModelDirError(f"{model_dir / CONFIG} does not describe a model")
+    if raw.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelDirError(f"{model_dir} was written by a newer rnnlab (format {raw['format_version']})")
+    try:
+        raw["model"] = ModelConfig.from_dict(raw["model"])
+        raw["data"] = DataConfig.from_dict(raw.get("data", {}))
+        raw["train"] = TrainConfig.from_dict(raw.get("train", {}))
+    except (TypeError, ValueError) as exc:
+        raise ModelDirError(f"{model_dir / CONFIG} is invalid: {exc}") from exc
+    return raw
+
+
+def save_weights(path: Path, model: torch.nn.Module) -> None:
+    _io.save_tensors(path, _unique_state(model))
+
+
+def _unique_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """state_dict without the second name of a tied tensor (safetensors refuses shared storage)."""
+    seen: set[int] = set()
+    out = {}
+    for name, tensor in model.state_dict().items():
+        if tensor.data_ptr() in seen and tensor.numel() > 0:
+            continue
+        seen.add(tensor.data_ptr())
+        out[name] = tensor
+    return out
+
+
+def load_weights(path: Path, model: torch.nn.Module, prefix: str = "",
+                 tensors: dict[str, torch.Tensor] | None = None) -> None:
+    """Load weights after checking every name and shape against the model built from config.json."""
+    if tensors is None:
+        tensors = _io.load_tensors(path)
+    expected = _unique_state(model)
+    got = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    missing = sorted(set(expected) - set(got))
+    if missing:
+        raise ModelDirError(f"{path} lacks weights the configuration needs: {', '.join(missing[:4])}")
+    for name, tensor in expected.items():
+        if tuple(got[name].shape) != tuple(tensor.shape):
+            raise ModelDirError(
+                f"config.json and {Path(path).name} disagree: {name} is {list(got[name].shape)} in the "
+                f"weights but {list(tensor.shape)} by the configuration")
+    model.load_state_dict({**model.state_dict(), **{k: got[k] for k in expected}}, strict=True)
+
+
+def save_training_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                        carry, meta: dict[str, Any]) -> None:
+    """Everything a resumed run needs to continue bitwise where this one stands."""
+    tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in _unique_state(model).items()}
+    opt = optimizer.state_dict()
+    for index, state in opt["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{index}.{key}"] = value
+    tensors["rng.torch"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = s
+    if carry is not None:
+        for i, s in enumerate(carry if isinstance(carry, tuple) else (carry,)):
+            tensors[f"carry.{i}"] = s
+    meta = {**meta, "param_groups": opt["param_groups"]}
+    _io.save_tensors(path, tensors, metadata={"state": json.dumps(meta)})
+
+
+def load_training_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                        device: torch.device) -> tuple[dict[str, Any], Any]:
+    """Restore model, optimiser and RNG; returns (meta, carried state or None)."""
+    if not Path(path).is_file():
+        raise ModelDirError(f"cannot resume: {path} is missing (the run never wrote a checkpoint)")
+    tensors = _io.load_tensors(path)
+    meta = json.loads(_io.load_tensor_metadata(path)["state"])
+    load_weights(path, model, prefix="model.", tensors=tensors)
+    opt_state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            opt_state.setdefault(int(index), {})[name] = value.to(device) if name != "step" else value
+    optimizer.load_state_dict({"state": opt_state, "param_groups": meta.pop("param_groups")})
+    torch.set_rng_state(tensors["rng.torch"])
+    cuda_states = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
+    if cuda_states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda_states)
+    carry_parts = [tensors[f"carry.{i}"].to(device) for i in range(2) if f"carry.{i}" in tensors]
+    carry = None
+    if carry_parts:
+        carry = tuple(carry_parts) if len(carry_parts) == 2 else carry_parts[0]
+    return meta, carry
+
+
+def append_metrics(model_dir: Path, record: dict[str, Any]) -> None:
+    """Append one line; rewrite whole (atomically) so a crash never leaves half a line."""
+    path = Path(model_dir) / METRICS
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    _io.write_text(path, old + json.dumps(record) + "\n")
+
+
+def read_metrics(model_dir: Path) -> list[dict[str, Any]]:
+    path = Path(model_dir) / METRICS
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def truncate_metrics(model_dir: Path, last_step: int) -> None:
+    """On resume, drop the lines logged after the checkpoint so they are not logged twice."""
+    path = Path(model_dir) / METRICS
+    if path.exists():
+        kept = [r for r in read_metrics(model_dir) if r.get("step", 0) <= last_step]
+        _io.write_text(path, "".join(json.dumps(r) + "\n" for r in kept))

@@ -1,0 +1,235 @@
+"""One readable training loop: truncated BPTT (or windows/prefixes), clipping, schedule, evaluation,
+early stopping, checkpoints, budgets, exact resume.
+
+The loop knows nothing of text: it is handed a model, batches, an `evaluate()` that returns metrics and
+callbacks that the API wires in (a per-epoch sample, the evaluation line). Everything that decides what
+the next step computes (weights, optimiser, RNG, carried state, data position, schedule, early-stopping
+counters) is saved in the checkpoint, so a resumed run ends bitwise where an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from rnnlab.config import TrainConfig
+from rnnlab.errors import RnnlabError
+from rnnlab.models.rnn_lm import detach_state
+from rnnlab.training import checkpoint as ckpt
+from rnnlab.training.early_stopping import EarlyStopping
+from rnnlab.training.optim import LRSchedule, make_optimizer
+
+
+@dataclass
+class Hooks:
+    """Callbacks from the loop to its caller; all optional. Only rank 0 gets them in DDP runs."""
+
+    on_eval: Callable[[dict[str, Any]], None] | None = None
+    on_epoch_end: Callable[[int], None] | None = None
+    progress: bool | None = None  # None: a bar only when stderr is a terminal
+
+
+@dataclass
+class RunResult:
+    step: int
+    epoch: int
+    stopped: str
+    best: dict[str, Any] | None
+    last: dict[str, Any] | None
+    seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def batch_loss(model, batch, carry, device):
+    """(mean cross-entropy, state to carry into the next batch, number of correct argmax predictions)."""
+    inputs = batch.inputs.to(device, non_blocking=True)
+    targets = batch.targets.to(device, non_blocking=True)
+    with _autocast(device):
+        logits, state = model(inputs, carry if batch.carries_state else None, batch.lengths)
+    flat = logits.float().reshape(-1, logits.shape[-1])
+    loss = F.cross_entropy(flat, targets.reshape(-1))
+    correct = (flat.detach().argmax(-1) == targets.reshape(-1)).sum()
+    return loss, (detach_state(state) if batch.carries_state else None), correct
+
+
+def total_steps_of(config: TrainConfig, steps_per_epoch: int) -> int | None:
+    bounds = []
+    if config.epochs is not None:
+        bounds.append(config.epochs * steps_per_epoch)
+    if config.max_steps is not None:
+        bounds.append(config.max_steps)
+    return min(bounds) if bounds else None
+
+
+def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]], config: TrainConfig,
+          model_dir: Path, device: torch.device, resume: bool = False, hooks: Hooks | None = None,
+          is_main: bool = True, ddp_model: torch.nn.Module | None = None) -> RunResult:
+    """Train `model` in place; model_dir gets checkpoints, metrics and, at the end, the best weights.
+
+    `ddp_model` is the DistributedDataParallel wrapper when running under torchrun (gradients are
+    averaged in its backward); I/O happens on the main rank only.
+    """
+    hooks = hooks or Hooks()
+    net = ddp_model or model
+    model_dir = Path(model_dir)
+    optimizer = make_optimizer(model.parameters(), config)
+    steps_per_epoch = len(batches)
+    schedule = LRSchedule(config, total_steps_of(config, steps_per_epoch))
+    stopper = EarlyStopping(config.patience, config.min_delta)
+    step, epoch, step_in_epoch, carry, elapsed_before = 0, 0, 0, None, 0.0
+    history: list[dict[str, Any]] = []
+    if resume:
+        meta, carry = ckpt.load_training_state(model_dir / ckpt.TRAINING_STATE, model, optimizer, device)
+        step, epoch, step_in_epoch = meta["step"], meta["epoch"], meta["step_in_epoch"]
+        stopper.load_state_dict(meta["early_stopping"])
+        schedule.load_state_dict(meta["schedule"])
+        elapsed_before = meta.get("elapsed", 0.0)
+        if is_main:
+            ckpt.truncate_metrics(model_dir, step)
+        history = ckpt.read_metrics(model_dir)
+        if meta.get("finished"):
+            # A finished run resumes only if the new budget allows more steps.
+            stopper.bad_evals = 0
+
+    started = time.monotonic()
+    budget_s = config.max_time * 60.0 if config.max_time else None
+
+    def save_checkpoint(finished: bool = False) -> None:
+        if not is_main:
+            return
+        meta = {"step": step, "epoch": epoch, "step_in_epoch": step_in_epoch,
+                "early_stopping": stopper.state_dict(), "schedule": schedule.state_dict(),
+                "elapsed": elapsed_before + time.monotonic() - started, "finished": finished}
+        ckpt.save_training_state(model_dir / ckpt.TRAINING_STATE, model, optimizer, carry, meta)
+
+    def run_evaluation(kind: str) -> dict[str, Any]:
+        metrics = evaluate()
+        improved = stopper.update(metrics["loss"], step)
+        schedule.observe_validation(metrics["loss"])
+        record = {"step": step, "epoch": epoch + (step_in_epoch / max(steps_per_epoch, 1)), "kind": kind,
+                  **{f"val_{k}": v for k, v in metrics.items()}, "train_loss": running.mean(),
+                  "train_accuracy": running.accuracy(), "lr": optimizer.param_groups[0]["lr"],
+                  "best": improved, "seconds": round(elapsed_before + time.monotonic() - started, 2)}
+        history.append(record)
+        if is_main:
+            ckpt.append_metrics(model_dir, record)
+            if improved:
+                ckpt.save_weights(model_dir / ckpt.WEIGHTS, model)
+            if hooks.on_eval:
+                hooks.on_eval(record)
+        running.reset()
+        return record
+
+    running = _Running()
+    total = schedule.total_steps
+    bar = tqdm(total=total, initial=step, disable=(not is_main) or hooks.progress is False or None,
+               unit="step", dynamic_ncols=True, leave=False)
+    stopped = "budget"
+    last_eval_step = -1
+    try:
+        while True:
+            if config.epochs is not None and epoch >= config.epochs:
+                stopped = "epochs"
+                break
+            for batch in batches.epoch(epoch, step_in_epoch):
+                if config.max_steps is not None and step >= config.max_steps:
+                    stopped = "max_steps"
+                    break
+                if budget_s is not None and time.monotonic() - started >= budget_s:
+                    stopped = "max_time"
+                    break
+                progress = (time.monotonic() - started) / budget_s if budget_s else None
+                schedule.apply(optimizer, step, progress)
+                tick = time.perf_counter()
+                loss, carry, correct = batch_loss(net, batch, carry, device)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+                optimizer.step()
+                step += 1
+                step_in_epoch += 1
+                value = loss.detach().item()
+                if not math.isfinite(value):
+                    raise RnnlabError(f"training diverged at step {step} (loss {value}); lower --lr or "
+                                      f"set --clip")
+                running.add(value, batch.targets.numel(), int(correct))
+                bar.update(1)
+                bar.set_postfix(loss=f"{value:.3f}",
+                                tok_s=f"{batch.targets.numel() / (time.perf_counter() - tick):,.0f}")
+                if config.eval_every and step % config.eval_every == 0:
+                    run_evaluation("step")
+                    last_eval_step = step
+                    if stopper.should_stop:
+                        break
+                if step % config.checkpoint_every == 0:
+                    save_checkpoint()
+            else:
+                # The epoch ran to its end.
+                if last_eval_step != step:
+                    run_evaluation("epoch")
+                    last_eval_step = step
+                if hooks.on_epoch_end and is_main and config.sample_every and \
+                        (epoch + 1) % config.sample_every == 0:
+                    hooks.on_epoch_end(epoch + 1)
+                epoch += 1
+                step_in_epoch = 0
+                carry = None
+                if stopper.should_stop:
+                    stopped = "early_stopping"
+                    break
+                continue
+            if stopper.should_stop:
+                stopped = "early_stopping"
+            break
+    except KeyboardInterrupt:
+        bar.close()
+        save_checkpoint()
+        raise RnnlabError(f"interrupted at step {step}; checkpoint written to {model_dir}; continue with "
+                          f"--resume", exit_code=130) from None
+    bar.close()
+    if last_eval_step != step and step > 0:
+        run_evaluation("final")
+    save_checkpoint(finished=True)
+    if is_main and not (model_dir / ckpt.WEIGHTS).exists():
+        ckpt.save_weights(model_dir / ckpt.WEIGHTS, model)
+    evals = history
+    best = min(evals, key=lambda r: r["val_loss"]) if evals else None
+    return RunResult(step=step, epoch=epoch, stopped=stopped, best=best, last=evals[-1] if evals else None,
+                     seconds=elapsed_before + time.monotonic() - started, history=history)
+
+
+class _Running:
+    """Training loss and next-token accuracy averaged since the last evaluation."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.total, self.count, self.correct = 0.0, 0, 0
+
+    def add(self, loss: float, n: int, correct: int) -> None:
+        self.total += loss * n
+        self.count += n
+        self.correct += correct
+
+    def mean(self) -> float | None:
+        return self.total / self.count if self.count else None
+
+    def accuracy(self) -> float | None:
+        return self.correct / self.count if self.count else None
