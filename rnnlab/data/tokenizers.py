@@ -1,0 +1,593 @@
+"""Text <-> token ids: one `Tokenizer` interface with character, word and byte-level BPE vocabularies.
+
+Every tokenizer is trained on the training text only, serialises to plain JSON (never pickle) and
+travels with the model, so `decode` of a trained model's output gives back text.
+
+Word tokens and spacing
+-----------------------
+A word model must give back text laid out as it was, so the word tokenizer records spacing as
+exceptions to a rule instead of throwing spaces away:
+
+    text     Mowgli, come!        He said "no".
+    tokens   Mowgli , come !      He said " no " .      <- the rule predicts every gap: no extra token
+    text     a+b                  x  y
+    tokens   a <glue> + <glue> b  x "  " y              <- <glue>: no space where the rule wants one;
+                                                           an unusual gap travels as a whitespace token
+
+The rule (`_gap`): no space at the start, around a newline, before closing punctuation (.,;:!?)]}”’%…),
+after opening punctuation (([{“‘¿¡$#), on either side of a joiner (- – — /); straight double quotes
+and underscores alternate between opening and closing; one space everywhere else. Encoding emits a
+marker only where the text disagrees with the rule, so ordinary prose has almost none, and
+decode(encode(text)) == text exactly whenever every piece is in the vocabulary, whatever the spacing.
+Because each gap is decided before its token is written, decode(ids[:k]) is a prefix of decode(ids),
+which lets generated text stream.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from rnnlab import _io
+from rnnlab.config import DataConfig
+from rnnlab.errors import ConfigError, DataError, ModelDirError, RnnlabError, VocabularyError
+
+FORMAT_VERSION = 1
+UNK = "<unk>"
+GLUE = "<glue>"
+PAD = "<pad>"
+KERAS_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
+BYTE_ALPHABET = 256
+_UNKNOWN_MODES = ("error", "replace")
+_MAX_LISTED = 10
+
+
+class Tokenizer(ABC):
+    """What every vocabulary offers: ids for text, text for ids, and a JSON form."""
+
+    kind: str = ""
+    unk_id: int | None = None
+    pad_id: int | None = None
+    _items = "tokens"  # how the unknown-items message names them
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int:
+        """Number of ids; every id `encode` produces is below it."""
+
+    def encode(self, text: str, unknown: str = "replace", *, what: str = "prompt") -> list[int]:
+        """Token ids of `text`. unknown="replace" maps unknown items to <unk>; "error" raises naming them."""
+        if unknown not in _UNKNOWN_MODES:
+            raise ConfigError(f"--unknown must be one of {', '.join(_UNKNOWN_MODES)} (got {unknown!r})")
+        if unknown == "error":
+            missing = self.unknown_items(text)
+            if missing:
+                listed = ", ".join(repr(item) for item in missing[:_MAX_LISTED])
+                if len(missing) > _MAX_LISTED:
+                    listed += f" and {len(missing) - _MAX_LISTED} more"
+                raise VocabularyError(f"{what} has {self._items} the model never saw: {listed} "
+                                      f"(use --unknown replace to {self._replace_hint()})")
+        return self._encode(text)
+
+    def _replace_hint(self) -> str:
+        return f"map them to {UNK}"
+
+    @abstractmethod
+    def _encode(self, text: str) -> list[int]: ...
+
+    @abstractmethod
+    def unknown_items(self, text: str) -> list[str]:
+        """The distinct items of `text` outside the vocabulary, in order of first appearance."""
+
+    @abstractmethod
+    def decode(self, ids: Iterable[int]) -> str: ...
+
+    @abstractmethod
+    def token_text(self, id: int) -> str:
+        """The readable text of one token, for displays of the most likely next tokens."""
+
+    @abstractmethod
+    def to_dict(self) -> dict[str, Any]: ...
+
+    def _check_ids(self, ids: Iterable[int]) -> list[int]:
+        ids = [int(i) for i in ids]
+        for i in ids:
+            if not 0 <= i < self.vocab_size:
+                raise VocabularyError(f"token id {i} is outside the vocabulary of {self.vocab_size} tokens; "
+                                      "the model and the tokenizer do not belong together")
+        return ids
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Tokenizer) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.to_dict(), sort_keys=True))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(vocab_size={self.vocab_size})"
+
+
+def _ranked(counts: Counter, min_count: int, limit: int | None) -> list[str]:
+    """Items by descending count, ties by first appearance, at least `min_count`, at most `limit`."""
+    # Counter keeps insertion (first-appearance) order and most_common sorts stably.
+    ranked = [item for item, n in counts.most_common() if n >= min_count]
+    return ranked if limit is None else ranked[:max(limit, 0)]
+
+
+def _in_order_of_appearance(text: str, missing: set[str]) -> list[str]:
+    return sorted(missing, key=text.index)
+
+
+# ----------------------------------------------------------------------------------------------- char
+
+
+class CharTokenizer(Tokenizer):
+    """One token per character; id 0 is <unk>, then the characters in code-point order."""
+
+    kind = "char"
+    unk_id = 0
+    _items = "characters"
+    # <unk> decodes to U+FFFD, Unicode's own "unknown character", so generated text keeps one character
+    # per token instead of growing a five-letter "<unk>" word in the middle of a line.
+    UNK_TEXT = "\ufffd"
+
+    def __init__(self, chars: Iterable[str]):
+        chars = list(chars)
+        if any(not isinstance(c, str) or len(c) != 1 for c in chars) or len(set(chars)) != len(chars):
+            raise ValueError("CharTokenizer needs distinct single characters")
+        self._chars = chars
+        self._ids = {c: i + 1 for i, c in enumerate(chars)}
+        self._decode_table = [self.UNK_TEXT, *chars]
+
+    @classmethod
+    def train(cls, text: str, max_vocab: int | None = None, min_count: int = 1) -> CharTokenizer:
+        """Vocabulary of `text`: its distinct characters (the most frequent `max_vocab - 1` ones, if set)."""
+        if max_vocab is None and min_count <= 1:
+            return cls(sorted(set(text)))
+        kept = _ranked(Counter(text), min_count, None if max_vocab is None else max_vocab - 1)
+        return cls(sorted(kept))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._chars) + 1
+
+    @property
+    def chars(self) -> tuple[str, ...]:
+        """The known characters in id order (id = position + 1)."""
+        return tuple(self._chars)
+
+    def extend(self, chars: Iterable[str]) -> CharTokenizer:
+        """A tokenizer that also knows `chars`: existing ids unchanged, new characters appended in order."""
+        new = sorted(set(chars) - self._ids.keys())
+        return CharTokenizer(self._chars + new)
+
+    def _encode(self, text: str) -> list[int]:
+        lookup = self._ids.get
+        return [lookup(c, 0) for c in text]
+
+    def unknown_items(self, text: str) -> list[str]:
+        return _in_order_of_appearance(text, set(text) - self._ids.keys())
+
+    def decode(self, ids: Iterable[int]) -> str:
+        table = self._decode_table
+        return "".join(table[i] for i in self._check_ids(ids))
+
+    def token_text(self, id: int) -> str:
+        (id,) = self._check_ids([id])
+        return UNK if id == self.unk_id else self._chars[id - 1]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format_version": FORMAT_VERSION, "kind": self.kind, "chars": list(self._chars)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CharTokenizer:
+        return cls(data["chars"])
+
+
+# ----------------------------------------------------------------------------------------------- word
+
+# A word is letters/digits with inner apostrophes (don't, Mowgli’s); a newline is its own piece; a run
+# of other whitespace is a gap; any other single character (punctuation, underscore) is a piece.
+_PIECES = re.compile(r"[^\W_]+(?:['’][^\W_]+)*|\n|[^\S\n]+|.", re.DOTALL)
+_NO_SPACE_BEFORE = frozenset(".,;:!?)]}”’%…")
+_NO_SPACE_AFTER = frozenset("([{“‘¿¡$#")
+_JOINERS = frozenset("-–—/")
+_PAIRED = frozenset('"_')  # the same mark opens and closes: which one it is alternates
+
+
+def _is_gap(piece: str) -> bool:
+    return piece != "\n" and piece.isspace()
+
+
+def _gap(prev: str | None, token: str, open_marks: set[str]) -> str:
+    """The spacing the rule expects between `prev` and `token` (see the module docstring)."""
+    if prev is None or prev == "\n" or token == "\n":
+        return ""
+    if token in _NO_SPACE_BEFORE or prev in _NO_SPACE_AFTER or token in _JOINERS or prev in _JOINERS:
+        return ""
+    if token in _PAIRED and token in open_marks:  # a closing mark hugs what it closes
+        return ""
+    if prev in _PAIRED and prev in open_marks:  # an opening mark hugs what it opens
+        return ""
+    return " "
+
+
+def _toggle(open_marks: set[str], token: str) -> None:
+    if token in _PAIRED:
+        open_marks.symmetric_difference_update({token})
+
+
+class WordTokenizer(Tokenizer):
+    """Words, punctuation marks and newlines as tokens, spacing kept as exceptions to a rule.
+
+    Ids: 0 is <unk>, 1 is <glue>, then tokens by descending training frequency (ties by first
+    appearance). Limits: with `lower` the text comes back lower-cased; a word with an apostrophe is one
+    token ("Mowgli’s" is not "Mowgli" + "’s"); an unknown word decodes as "<unk>"; a gap is one token
+    per distinct whitespace run, so indentation costs a token per line.
+    """
+
+    kind = "word"
+    unk_id = 0
+    glue_id = 1
+    keras_compat = False
+    _items = "words"
+
+    def __init__(self, tokens: Iterable[str], lower: bool = False):
+        tokens = [UNK, GLUE, *(t for t in tokens if t not in (UNK, GLUE))]
+        if len(set(tokens)) != len(tokens) or any(not isinstance(t, str) or not t for t in tokens):
+            raise ValueError("WordTokenizer needs distinct non-empty tokens")
+        self.lower = bool(lower)
+        self._tokens = tokens
+        self._ids = {t: i for i, t in enumerate(tokens)}
+        self._gap_ids = frozenset(i for i, t in enumerate(tokens) if _is_gap(t))
+
+    @classmethod
+    def train(cls, text: str, *, lower: bool | None = None, max_vocab: int | None = None, min_count: int = 1,
+              keras_compat: bool = False, oov_token: str | None = None) -> WordTokenizer:
+        """Vocabulary of `text`; `max_vocab` counts <unk> and <glue>. keras_compat gives a KerasWordTokenizer."""
+        if keras_compat:
+            return KerasWordTokenizer.train(text, num_words=max_vocab, oov_token=oov_token,
+                                            lower=True if lower is None else lower)
+        lower = bool(lower)
+        counts = Counter(cls._stream(text.lower() if lower else text, lambda piece: piece))
+        counts.pop(GLUE, None)  # always in the vocabulary, so it takes no slot of its own
+        specials = 2
+        kept = _ranked(counts, min_count, None if max_vocab is None else max_vocab - specials)
+        return cls(kept, lower=lower)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._tokens)
+
+    @property
+    def word_index(self) -> dict[str, int]:
+        """Token -> id, specials included."""
+        return dict(self._ids)
+
+    @staticmethod
+    def _stream(text: str, shown: Callable[[str], str]) -> Iterator[str]:
+        """Token strings of `text`: pieces plus a <glue> or a whitespace run where the rule is wrong.
+
+        `shown(piece)` is what the piece will decode as (itself, or <unk>), so the gap rule sees exactly
+        what `decode` will see.
+        """
+        prev: str | None = None
+        pending = ""
+        open_marks: set[str] = set()
+        for piece in _PIECES.findall(text):
+            if _is_gap(piece):
+                pending = piece
+                continue
+            token = shown(piece)
+            if pending != _gap(prev, token, open_marks):
+                yield pending or GLUE
+            yield piece
+            _toggle(open_marks, token)
+            prev, pending = token, ""
+        if pending:
+            yield pending
+
+    def _shown(self, piece: str) -> str:
+        return piece if piece in self._ids else UNK
+
+    def _encode(self, text: str) -> list[int]:
+        if self.lower:
+            text = text.lower()
+        ids = self._ids
+        out: list[int] = []
+        for token in self._stream(text, self._shown):
+            i = ids.get(token)
+            if i is not None:
+                out.append(i)
+            elif _is_gap(token):
+                out.extend(i for i, _ in self._spell_gap(token))
+            else:
+                out.append(self.unk_id)
+        return out
+
+    def _spell_gap(self, run: str) -> Iterator[tuple[int, str]]:
+        """(id, text) pieces of a whitespace run never seen whole: longest known runs first, else <unk>.
+
+        Consecutive whitespace tokens decode back to back, so "    " can travel as "  " + "  ".
+        """
+        start = 0
+        while start < len(run):
+            for end in range(len(run), start, -1):
+                i = self._ids.get(run[start:end])
+                if i is not None:
+                    yield i, run[start:end]
+                    break
+            else:
+                end = start + 1
+                yield self.unk_id, run[start]
+            start = end
+
+    def unknown_items(self, text: str) -> list[str]:
+        if self.lower:
+            text = text.lower()
+        missing: dict[str, None] = {}
+        for token in self._stream(text, self._shown):
+            if token in self._ids:
+                continue
+            if _is_gap(token):
+                for i, piece in self._spell_gap(token):
+                    if i == self.unk_id:
+                        missing.setdefault(piece, None)
+            else:
+                missing.setdefault(token, None)
+        return list(missing)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        out: list[str] = []
+        prev: str | None = None
+        explicit: str | None = None  # set by a marker: the gap is already written, the rule is off
+        open_marks: set[str] = set()
+        for i in self._check_ids(ids):
+            if i == self.glue_id or i in self._gap_ids:
+                if i != self.glue_id:
+                    out.append(self._tokens[i])
+                explicit = ""
+                continue
+            token = self._tokens[i]
+            out.append(_gap(prev, token, open_marks) if explicit is None else explicit)
+            out.append(token)
+            _toggle(open_marks, token)
+            prev, explicit = token, None
+        return "".join(out)
+
+    def token_text(self, id: int) -> str:
+        (id,) = self._check_ids([id])
+        return self._tokens[id]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format_version": FORMAT_VERSION, "kind": self.kind, "keras_compat": False,
+                "lower": self.lower, "tokens": self._tokens[2:]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WordTokenizer:
+        if data.get("keras_compat"):
+            return KerasWordTokenizer.from_dict(data)
+        return cls(data["tokens"], lower=data["lower"])
+
+
+class KerasWordTokenizer(WordTokenizer):
+    """Keras' `Tokenizer` word indexing, reproduced: word_index from 1 by frequency, 0 is padding.
+
+    Text is lower-cased (Keras' default), the characters of `filters` become `split`, and words are the
+    non-empty pieces between `split`s. `num_words` keeps ids below it, as Keras' texts_to_sequences does.
+    An unknown word becomes `oov_token`'s id (1) when one is set, and is dropped otherwise (Keras again).
+    Decoding joins words with single spaces and skips padding.
+    """
+
+    keras_compat = True
+    pad_id = 0
+    glue_id = None
+
+    def __init__(self, words: Iterable[str], num_words: int | None = None, oov_token: str | None = None,
+                 lower: bool = True, filters: str = KERAS_FILTERS, split: str = " "):
+        self._words = list(words)
+        if any(not isinstance(w, str) or not w for w in self._words):
+            raise ValueError("KerasWordTokenizer needs non-empty words")
+        # dict(zip(...)) as Keras builds it: an oov_token that also occurs in the text keeps its later index.
+        self._index = dict(zip(self._words, range(1, len(self._words) + 1)))
+        self.num_words = num_words
+        self.oov_token = oov_token
+        self.lower = bool(lower)
+        self.filters = filters
+        self.split = split
+        self._table = str.maketrans({c: split for c in filters}) if len(split) == 1 else None
+        self.unk_id = self._index[oov_token] if oov_token is not None else None
+        if self.unk_id is not None and self.unk_id >= self.vocab_size:
+            self.unk_id = None
+
+    @classmethod
+    def train(cls, text: str, *, num_words: int | None = None, oov_token: str | None = None,  # type: ignore[override]
+              lower: bool = True, filters: str = KERAS_FILTERS, split: str = " ") -> KerasWordTokenizer:
+        probe = cls([], lower=lower, filters=filters, split=split)
+        counts = Counter(probe.words_of(text))
+        words = ([] if oov_token is None else [oov_token]) + [w for w, _ in counts.most_common()]
+        return cls(words, num_words=num_words, oov_token=oov_token, lower=lower, filters=filters, split=split)
+
+    def words_of(self, text: str) -> list[str]:
+        """Keras' text_to_word_sequence: lower-case, filters -> split, split, drop empty pieces."""
+        if self.lower:
+            text = text.lower()
+        if self._table is not None:
+            text = text.translate(self._table)
+        else:
+            for c in self.filters:
+                text = text.replace(c, self.split)
+        return [w for w in text.split(self.split) if w]
+
+    @property
+    def vocab_size(self) -> int:
+        full = len(self._index) + 1
+        # A num_words beyond the vocabulary would only add ids no text can produce.
+        return full if self.num_words is None else min(self.num_words, full)
+
+    @property
+    def word_index(self) -> dict[str, int]:
+        """Keras' word_index: every training word, including those at or beyond num_words."""
+        return dict(self._index)
+
+    def _known(self, word: str) -> int | None:
+        i = self._index.get(word)
+        return i if i is not None and i < self.vocab_size else None
+
+    def _replace_hint(self) -> str:
+        return f"map them to {self.oov_token!r}" if self.unk_id is not None else "drop them, as Keras does"
+
+    def _encode(self, text: str) -> list[int]:
+        out = []
+        for word in self.words_of(text):
+            i = self._known(word)
+            if i is None:
+                i = self.unk_id
+            if i is not None:
+                out.append(i)
+        return out
+
+    def unknown_items(self, text: str) -> list[str]:
+        return list(dict.fromkeys(w for w in self.words_of(text) if self._known(w) is None))
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return " ".join(self._words[i - 1] for i in self._check_ids(ids) if i != self.pad_id)
+
+    def token_text(self, id: int) -> str:
+        (id,) = self._check_ids([id])
+        return PAD if id == self.pad_id else self._words[id - 1]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format_version": FORMAT_VERSION, "kind": self.kind, "keras_compat": True,
+                "words": list(self._words), "num_words": self.num_words, "oov_token": self.oov_token,
+                "lower": self.lower, "filters": self.filters, "split": self.split}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> KerasWordTokenizer:
+        return cls(data["words"], num_words=data["num_words"], oov_token=data["oov_token"],
+                   lower=data["lower"], filters=data["filters"], split=data["split"])
+
+
+# ------------------------------------------------------------------------------------------------ bpe
+
+
+def _hf():
+    try:
+        import tokenizers
+    except ImportError as exc:  # a core dependency, so only a broken install gets here
+        raise RnnlabError("--level bpe needs the 'tokenizers' package: pip install tokenizers") from exc
+    return tokenizers
+
+
+class BPETokenizer(Tokenizer):
+    """Byte-level BPE (GPT-2 style, HuggingFace `tokenizers`): all 256 bytes are tokens, so nothing is unknown."""
+
+    kind = "bpe"
+    unk_id = None
+    _items = "bytes"
+
+    def __init__(self, hf_tokenizer: Any):
+        self._hf = hf_tokenizer
+
+    @classmethod
+    def train(cls, text: str, vocab_size: int) -> BPETokenizer:
+        if vocab_size < BYTE_ALPHABET:
+            raise ConfigError(f"--vocab-size must be at least {BYTE_ALPHABET} with --level bpe "
+                              f"(the byte alphabet alone has {BYTE_ALPHABET} tokens; got {vocab_size})")
+        hf = _hf()
+        tok = hf.Tokenizer(hf.models.BPE())
+        # No prefix space: decode(encode(text)) must give the text back byte for byte.
+        tok.pre_tokenizer = hf.pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = hf.decoders.ByteLevel()
+        trainer = hf.trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False, special_tokens=[],
+                                         initial_alphabet=hf.pre_tokenizers.ByteLevel.alphabet())
+        tok.train_from_iterator([text], trainer=trainer, length=1)
+        return cls(tok)
+
+    @property
+    def vocab_size(self) -> int:
+        return self._hf.get_vocab_size()
+
+    def _encode(self, text: str) -> list[int]:
+        return self._hf.encode(text, add_special_tokens=False).ids
+
+    def unknown_items(self, text: str) -> list[str]:
+        return []
+
+    def decode(self, ids: Iterable[int]) -> str:
+        # A cut-off multi-byte character (possible mid-generation) decodes as U+FFFD.
+        return self._hf.decode(self._check_ids(ids), skip_special_tokens=False)
+
+    def token_text(self, id: int) -> str:
+        return self.decode([id])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format_version": FORMAT_VERSION, "kind": self.kind,
+                "hf_tokenizer": json.loads(self._hf.to_str())}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BPETokenizer:
+        return cls(_hf().Tokenizer.from_str(json.dumps(data["hf_tokenizer"])))
+
+
+# ------------------------------------------------------------------------------------------ functions
+
+_KINDS: dict[str, type[Tokenizer]] = {"char": CharTokenizer, "word": WordTokenizer, "bpe": BPETokenizer}
+
+
+def tokenizer_from_dict(data: dict[str, Any]) -> Tokenizer:
+    """Rebuild a tokenizer from `to_dict()` output; anything malformed is a ModelDirError."""
+    if not isinstance(data, dict):
+        raise ModelDirError("tokenizer data is not a JSON object")
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        newer = isinstance(version, int) and version > FORMAT_VERSION
+        raise ModelDirError(f"tokenizer format_version {version!r} is not supported"
+                            + (" (written by a newer rnnlab; upgrade rnnlab)" if newer else ""))
+    cls = _KINDS.get(data.get("kind"))  # type: ignore[arg-type]
+    if cls is None:
+        raise ModelDirError(f"unknown tokenizer kind {data.get('kind')!r} (expected one of {', '.join(_KINDS)})")
+    try:
+        return cls.from_dict(data)  # type: ignore[attr-defined]
+    except RnnlabError:
+        raise
+    except Exception as exc:  # KeyError, TypeError, ValueError, or the tokenizers library's own error
+        raise ModelDirError(f"{data['kind']} tokenizer data is malformed ({type(exc).__name__}: {exc})") from exc
+
+
+def build_tokenizer(text: str, config: DataConfig) -> Tokenizer:
+    """Train the tokenizer `config` asks for on `text`, which should be the training split only.
+
+    With --keras-compat the text is lower-cased as Keras' default does (DataConfig's lower=False cannot
+    say "not set", so it is read as Keras' default here).
+    """
+    if not text:
+        raise DataError("cannot build a vocabulary from empty training text")
+    if config.level == "char":
+        return CharTokenizer.train(text, max_vocab=config.max_vocab, min_count=config.min_count)
+    if config.level == "word":
+        if config.keras_compat:
+            if config.min_count != 1:
+                raise ConfigError("--min-count has no Keras equivalent; leave it at 1 with --keras-compat")
+            return KerasWordTokenizer.train(text, num_words=config.max_vocab)
+        return WordTokenizer.train(text, lower=config.lower, max_vocab=config.max_vocab, min_count=config.min_count)
+    return BPETokenizer.train(text, config.vocab_size)
+
+
+def save_tokenizer(tokenizer: Tokenizer, path: str | Path) -> None:
+    """Write the tokenizer as JSON, atomically."""
+    _io.write_json(path, tokenizer.to_dict())
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    """Read a tokenizer written by `save_tokenizer`; missing or corrupt files are a ModelDirError."""
+    data = _io.read_json(path)
+    try:
+        return tokenizer_from_dict(data)
+    except ModelDirError as exc:
+        raise ModelDirError(f"{path}: {exc.message}") from exc
