@@ -21,9 +21,10 @@ import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import NamedTuple
 
 from rnnlab.errors import DataError
 
@@ -32,15 +33,13 @@ _CHUNK = 1 << 16
 _TIMEOUT_S = 60
 
 
-@dataclass(frozen=True)
-class DatasetFile:
+class DatasetFile(NamedTuple):
     """One file of a named corpus. `sha256`/`size` are None where no trustworthy value is known."""
 
     filename: str
     url: str
     sha256: str | None = None
     size: int | None = None
-    md5: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,8 @@ class DatasetInfo:
     licence: str
     source: str
     files: Mapping[str, DatasetFile]
+    # split -> MD5 published by a third party, checked only where the SHA-256 is unknown
+    md5: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def splits(self) -> tuple[str, ...]:
@@ -82,8 +83,9 @@ class CorpusFiles:
     test: Path | None = None
 
 
-def _entry(name: str, description: str, licence: str, source: str, **files: DatasetFile) -> DatasetInfo:
-    return DatasetInfo(name, description, licence, source, MappingProxyType(files))
+def _entry(name: str, description: str, licence: str, source: str, md5: Mapping[str, str] | None = None,
+           **files: DatasetFile) -> DatasetInfo:
+    return DatasetInfo(name, description, licence, source, MappingProxyType(files), MappingProxyType(md5 or {}))
 
 
 _WIKITEXT2 = "https://raw.githubusercontent.com/pytorch/examples/main/word_language_model/data/wikitext-2/"
@@ -118,9 +120,11 @@ DATASETS: Mapping[str, DatasetInfo] = MappingProxyType({d.name: d for d in (
            "Penn Treebank, Mikolov's preprocessed version (10k words, <unk>); word-level benchmark",
            "LDC Penn Treebank licence (research use)",
            "http://www.fit.vutbr.cz/~imikolov/rnnlm/",
-           train=DatasetFile("ptb.train.txt", _PTB + "ptb.train.txt", md5="f26c4b92c5fdc7b3f8c7cdcb991d8420"),
-           valid=DatasetFile("ptb.valid.txt", _PTB + "ptb.valid.txt", md5="aa0affc06ff7c36e977d7cd49e3839bf"),
-           test=DatasetFile("ptb.test.txt", _PTB + "ptb.test.txt", md5="8b80168b89c18661a38ef683c0dc3721")),
+           md5={"train": "f26c4b92c5fdc7b3f8c7cdcb991d8420", "valid": "aa0affc06ff7c36e977d7cd49e3839bf",
+                "test": "8b80168b89c18661a38ef683c0dc3721"},
+           train=DatasetFile("ptb.train.txt", _PTB + "ptb.train.txt"),
+           valid=DatasetFile("ptb.valid.txt", _PTB + "ptb.valid.txt"),
+           test=DatasetFile("ptb.test.txt", _PTB + "ptb.test.txt")),
 )})
 
 
@@ -154,13 +158,14 @@ def resolve_corpus(name_or_path: str | Path, data_dir: str | Path | None = None,
     if data_dir is None and os.environ.get("RNNLAB_DATA_DIR"):
         data_dir = os.environ["RNNLAB_DATA_DIR"]
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    found = {split: _locate(entry, file, None if data_dir is None else Path(data_dir), cache, download, report)
-             for split, file in entry.files.items()}
+    found = {split: _locate(entry, split, None if data_dir is None else Path(data_dir), cache, download, report)
+             for split in entry.files}
     return CorpusFiles(train=found["train"], valid=found.get("valid"), test=found.get("test"))
 
 
-def _locate(entry: DatasetInfo, file: DatasetFile, data_dir: Path | None, cache: Path, download: bool,
+def _locate(entry: DatasetInfo, split: str, data_dir: Path | None, cache: Path, download: bool,
             report: Callable[[str], None] | None) -> Path:
+    file = entry.files[split]
     if data_dir is not None:
         for candidate in (data_dir / file.filename, data_dir / entry.name / file.filename):
             if candidate.is_file():
@@ -174,11 +179,12 @@ def _locate(entry: DatasetInfo, file: DatasetFile, data_dir: Path | None, cache:
     if not download:
         raise DataError(f"{entry.name}: {file.filename} is neither in the data directory nor in the cache "
                         f"{cached.parent}, and downloading is off ({hint})")
-    _download(file, cached, hint, report)
+    _download(file, entry.md5.get(split), cached, hint, report)
     return cached
 
 
-def _download(file: DatasetFile, target: Path, hint: str, report: Callable[[str], None] | None) -> None:
+def _download(file: DatasetFile, md5_expected: str | None, target: Path, hint: str,
+              report: Callable[[str], None] | None) -> None:
     """Fetch `file.url` into `target` through a temp file in the same directory; verify, then rename."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -196,7 +202,7 @@ def _download(file: DatasetFile, target: Path, hint: str, report: Callable[[str]
                 size += len(chunk)
             out.flush()
             os.fsync(out.fileno())
-        _verify(file, sha256.hexdigest(), md5.hexdigest(), size, hint)
+        _verify(file, md5_expected, sha256.hexdigest(), md5.hexdigest(), size, hint)
         os.replace(tmp, target)
     except urllib.error.HTTPError as exc:
         raise DataError(f"could not download {file.url}: HTTP {exc.code} {exc.reason} ({hint})") from exc
@@ -216,15 +222,15 @@ def _download(file: DatasetFile, target: Path, hint: str, report: Callable[[str]
         report(f"downloaded {file.url} ({size:,} bytes, sha256 verified)")
 
 
-def _verify(file: DatasetFile, sha256: str, md5: str, size: int, hint: str) -> None:
+def _verify(file: DatasetFile, md5_expected: str | None, sha256: str, md5: str, size: int, hint: str) -> None:
     if file.size is not None and size != file.size:
         raise DataError(f"download of {file.url} has {size:,} bytes, expected {file.size:,}; "
                         f"the file was discarded ({hint})")
     if file.sha256 is not None and sha256 != file.sha256:
         raise DataError(f"download of {file.url} has SHA-256 {sha256}, expected {file.sha256}; "
                         f"the file was discarded ({hint})")
-    if file.sha256 is None and file.md5 is not None and md5 != file.md5:
-        raise DataError(f"download of {file.url} has MD5 {md5}, expected {file.md5}; "
+    if file.sha256 is None and md5_expected is not None and md5 != md5_expected:
+        raise DataError(f"download of {file.url} has MD5 {md5}, expected {md5_expected}; "
                         f"the file was discarded ({hint})")
 
 

