@@ -209,6 +209,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         size = f"{d.size:,} bytes" if d.size else "size recorded at first download"
         print(f"{d.name:18} {d.licence:24} {size}")
         print(f"{'':18} {d.description}")
+        print(f"{'':18} source {d.source}")
         for split, (filename, url, sha256, _size) in d.files.items():
             print(f"{'':18} {split:6} {filename}  {url}")
             print(f"{'':18} {'':6} sha256 {sha256 or '(recorded at first download)'}")
