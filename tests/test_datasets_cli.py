@@ -13,7 +13,6 @@ import os
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -22,7 +21,6 @@ from rnnlab import cli
 from rnnlab.data import registry
 from rnnlab.data.registry import DATASETS
 
-RNNLAB = Path(sys.executable).with_name("rnnlab")
 TINY = ["--hidden", "8", "--embedding", "4", "--layers", "1", "--seq-len", "32", "--batch-size", "4",
         "--max-steps", "2", "--sample-every", "0", "--no-progress"]
 
@@ -113,8 +111,8 @@ def test_a_name_missing_locally_with_no_network_is_a_clear_error(tmp_path):
     env = {k: v for k, v in os.environ.items() if k.lower() not in ("no_proxy", "rnnlab_data_dir")}
     env.update(RNNLAB_CACHE=str(cache), http_proxy=dead_proxy, https_proxy=dead_proxy,
                HTTP_PROXY=dead_proxy, HTTPS_PROXY=dead_proxy, OMP_NUM_THREADS="1")
-    result = subprocess.run([str(RNNLAB), "train", "jungle-book", "--data-dir", str(empty), "-o", str(out),
-                             *TINY], env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "rnnlab", "train", "jungle-book", "--data-dir", str(empty),
+                             "-o", str(out), *TINY], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.splitlines()

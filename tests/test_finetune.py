@@ -173,7 +173,8 @@ def test_init_from_a_missing_directory_is_a_one_line_error(shakespeare, tmp_path
     train, _ = shakespeare
     out = tmp_path / "out"
     missing = tmp_path / "no-such-model"
-    assert cli.main(["train", str(train), "-o", str(out), "--init-from", str(missing), "--max-steps", "1"]) == 2
+    args = ["train", str(train), "-o", str(out), "--init-from", str(missing), "--max-steps", "1"]
+    assert cli.main(args) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == f"rnnlab: error: model directory {missing} does not exist\n"

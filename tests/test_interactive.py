@@ -27,7 +27,6 @@ from rnnlab.interactive import Session, apply_setting, parse_line, run_interacti
 from rnnlab.models.rnn_lm import RNNLanguageModel
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-RNNLAB = Path(sys.executable).with_name("rnnlab")
 
 
 @contextlib.contextmanager
@@ -232,7 +231,8 @@ def test_char_model_offers_whole_next_words_with_their_probabilities(char_lm):
         expected = 1.0
         for k, token in enumerate(c.ids):
             expected *= float(probs[token])
-            probs = torch.softmax(_fresh_logits(char_lm, session.context + list(c.ids[:k + 1])).float(), -1)[0]
+            logits = _fresh_logits(char_lm, session.context + list(c.ids[:k + 1]))
+            probs = torch.softmax(logits.float(), -1)[0]
         expected *= float(probs[space].sum())
         assert c.probability == pytest.approx(expected, rel=1e-4)
     # Picking one appends its characters and advances the state by them.
@@ -329,8 +329,8 @@ def test_loop_refuses_settings_it_cannot_honour(char_lm):
 
 def _spawn(model_dir: Path, *args: str) -> pexpect.spawn:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONIOENCODING": "utf-8", "LC_ALL": "C.UTF-8"}
-    return pexpect.spawn(str(RNNLAB), ["generate", str(model_dir), "--interactive", *args], env=env,
-                         encoding="utf-8", timeout=60, dimensions=(40, 200))
+    return pexpect.spawn(sys.executable, ["-m", "rnnlab", "generate", str(model_dir), "--interactive", *args],
+                         env=env, encoding="utf-8", timeout=60, dimensions=(40, 200))
 
 
 def test_terminal_session_continues_the_story_and_ends_on_ctrl_c(char_model_dir, char_lm):
