@@ -507,10 +507,11 @@ class LanguageModel:
                 logits, _ = self.model(torch.tensor([ids], device=self.device), None,
                                        torch.tensor([len(ids)]))
             probs = torch.softmax(logits.float()[0], dim=-1)
-        top = torch.topk(probs, min(k, probs.numel()))
         skip = {self.tokenizer.pad_id} - {None}
+        # Padding is never a next token: rank one extra so dropping it still leaves k candidates.
+        top = torch.topk(probs, min(k + len(skip), probs.numel()))
         return [(self.tokenizer.token_text(i), float(p)) for p, i in zip(top.values.tolist(),
-                top.indices.tolist()) if i not in skip]
+                top.indices.tolist()) if i not in skip][:k]
 
     # -- facts
     def info(self) -> dict[str, Any]:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from rnnlab.errors import ConfigError, ModelDirError, RnnlabError
+
+PLOT_FORMATS = ("png", "pdf", "svg")
 
 
 def _fmt_count(n: int) -> str:
@@ -19,15 +26,7 @@ def format_info(info: dict[str, Any]) -> str:
                  f"cells {m['cell_impl']}")
     tok = info["tokenizer"]
     lines.append(f"tokenizer        {tok['kind']} level, vocabulary {tok['vocab_size']}")
-    lines.append("parameters       layer                 pytorch        keras")
-    params, keras = info["parameters"], info["keras_parameters"]
-    torch_layers = [k for k in params if k != "total"]
-    for name in torch_layers:
-        lines.append(f"                 {name:<20} {_fmt_count(params[name]):>8}")
-    lines.append(f"                 {'total':<20} {_fmt_count(params['total']):>8}  "
-                 f"{_fmt_count(keras['total']):>11}  (Keras keeps one bias per gate; PyTorch two)")
-    keras_layers = ", ".join(f"{k} {_fmt_count(v)}" for k, v in keras.items() if k != "total")
-    lines.append(f"keras summary    {keras_layers}")
+    lines.extend(_parameter_table(info["parameters"], info["keras_parameters"]))
     corpus = info.get("corpus") or {}
     if corpus:
         lines.append(f"corpus           {corpus.get('source')}: {_fmt_count(corpus.get('train_chars', 0))} "
@@ -36,8 +35,12 @@ def format_info(info: dict[str, Any]) -> str:
                      f"{_fmt_count(corpus.get('test_chars', 0))} test")
     train = info.get("train") or {}
     if train:
-        lines.append(f"training         objective {train.get('objective')}, batch {train.get('batch_size')}, "
-                     f"seq-len {train.get('seq_len')}, {train.get('optimizer')} lr {train.get('lr')}, "
+        objective = train.get("objective")
+        shape = {"sequence": f"seq-len {train.get('seq_len')}",
+                 "window": f"window {train.get('window')}, stride {train.get('stride')}"}.get(objective)
+        lines.append(f"training         objective {objective}, batch {train.get('batch_size')}, "
+                     + (f"{shape}, " if shape else "")
+                     + f"{train.get('optimizer')} lr {train.get('lr')}, "
                      f"schedule {train.get('schedule')}, seed {train.get('seed')}")
     summary = info.get("training") or {}
     if summary:
@@ -51,3 +54,122 @@ def format_info(info: dict[str, Any]) -> str:
                              f"perplexity {r['val_perplexity']:.3f}, {r['val_bpc']:.4f} bpc, "
                              f"accuracy {r['val_accuracy']:.4f}")
     return "\n".join(lines)
+
+
+def _parameter_table(params: dict[str, int], keras: dict[str, int]) -> list[str]:
+    """PyTorch's layers beside the layers Keras' model.summary() would list for the same network."""
+    left = [(k, v) for k, v in params.items() if k != "total"] + [("total", params["total"])]
+    right = [(k, v) for k, v in keras.items() if k != "total"] + [("total", keras["total"])]
+    # Both totals on one row, the last one.
+    rows = max(len(left), len(right))
+    left = left[:-1] + [("", None)] * (rows - len(left)) + left[-1:]
+    right = right[:-1] + [("", None)] * (rows - len(right)) + right[-1:]
+    out = [f"parameters       {'pytorch':<26}  keras model.summary()"]
+    for (ln, lv), (rn, rv) in zip(left, right):
+        lcell = f"{ln:<16}{_fmt_count(lv):>10}" if lv is not None else " " * 26
+        rcell = f"{rn:<16}{_fmt_count(rv):>10}" if rv is not None else ""
+        out.append(f"                 {lcell}  {rcell}".rstrip())
+    diff = params["total"] - keras["total"]
+    if diff:
+        out.append(f"                 ({_fmt_count(abs(diff))} {'more' if diff > 0 else 'fewer'} in PyTorch: "
+                   f"it keeps two bias vectors per gate (input and recurrent), Keras one)")
+    return out
+
+
+# ------------------------------------------------------------------------------------ history plot
+
+@dataclass
+class History:
+    """The per-evaluation curves of a run (metrics.jsonl) and where it stopped."""
+
+    epoch: list[float]
+    train_loss: list[float | None]
+    val_loss: list[float]
+    train_accuracy: list[float | None]
+    val_accuracy: list[float]
+    best_epoch: float  # the evaluation whose weights model.safetensors holds (lowest validation loss)
+    best_val_loss: float
+    stop_epoch: float  # the last evaluation
+    stopped: str | None  # summary.json's reason ("early_stopping", "epochs", ...) if the run finished
+
+
+def read_history(model_dir: str | os.PathLike) -> History:
+    """The curves `plot_history` draws, read from MODEL_DIR/metrics.jsonl (and summary.json's stop reason)."""
+    from rnnlab import _io
+    from rnnlab.training import checkpoint as ckpt
+
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelDirError(f"model directory {model_dir} does not exist")
+    records = [r for r in ckpt.read_metrics(model_dir) if "val_loss" in r and "epoch" in r]
+    if not records:
+        raise ModelDirError(f"{model_dir} holds no training history ({ckpt.METRICS} is missing or empty)")
+    best = min(records, key=lambda r: r["val_loss"])
+    stopped = None
+    if (model_dir / ckpt.SUMMARY).is_file():
+        stopped = _io.read_json(model_dir / ckpt.SUMMARY).get("stopped")
+    return History(epoch=[r["epoch"] for r in records],
+                   train_loss=[r.get("train_loss") for r in records],
+                   val_loss=[r["val_loss"] for r in records],
+                   train_accuracy=[r.get("train_accuracy") for r in records],
+                   val_accuracy=[r.get("val_accuracy") for r in records],
+                   best_epoch=best["epoch"], best_val_loss=best["val_loss"],
+                   stop_epoch=records[-1]["epoch"], stopped=stopped)
+
+
+def plot_history(model_dir: str | os.PathLike, output_png: str | os.PathLike) -> Path:
+    """Draw training and validation loss and accuracy per epoch, the early-stopping point marked.
+
+    Two panels (loss, accuracy) share the epoch axis; a dashed line marks the evaluation whose weights
+    were kept (the lowest validation loss, what Keras' EarlyStopping(restore_best_weights=True) keeps),
+    and a dotted one where a run stopped early. The image format follows the suffix (.png, .pdf, .svg);
+    the file is written atomically. Returns the output path.
+    """
+    output = Path(output_png)
+    fmt = output.suffix.lower().lstrip(".")
+    if fmt not in PLOT_FORMATS:
+        raise ConfigError(f"-o/--output must end in {', '.join('.' + f for f in PLOT_FORMATS)} "
+                          f"(got {output.name!r})")
+    if not output.parent.is_dir():
+        raise RnnlabError(f"cannot write {output}: the folder {output.parent} does not exist")
+    history = read_history(model_dir)
+    plt = _pyplot()
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    try:
+        _draw(ax_loss, history, history.train_loss, history.val_loss, "loss (nats per token)")
+        _draw(ax_acc, history, history.train_accuracy, history.val_accuracy, "next-token accuracy")
+        fig.suptitle(f"training history: {Path(model_dir).resolve().name}")
+        from rnnlab import _io
+
+        _io.atomic_write(output, lambda tmp: fig.savefig(tmp, format=fmt, dpi=110))
+    finally:
+        plt.close(fig)
+    return output
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise RnnlabError("plotting needs matplotlib: pip install 'rnnlab[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _draw(ax, h: History, train: list, valid: list, label: str) -> None:
+    train_points = [(e, v) for e, v in zip(h.epoch, train) if v is not None]
+    marker = "o" if len(h.epoch) <= 40 else None
+    if train_points:
+        ax.plot(*zip(*train_points), marker=marker, markersize=3, label="training")
+    ax.plot(h.epoch, valid, marker=marker, markersize=3, label="validation")
+    ax.axvline(h.best_epoch, color="tab:red", linestyle="--", linewidth=1,
+               label=f"best: epoch {h.best_epoch:.2f} (weights kept)")
+    if h.stopped == "early_stopping":
+        ax.axvline(h.stop_epoch, color="tab:gray", linestyle=":", linewidth=1,
+                   label=f"early stop: epoch {h.stop_epoch:.2f}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)

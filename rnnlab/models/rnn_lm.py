@@ -86,6 +86,11 @@ class RNNLanguageModel(nn.Module):
                                                        enforce_sorted=False)
             out, state = self.rnn(packed, state)
             out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
+        elif lengths is not None and self.config.bidirectional:
+            # Reference cells know nothing of padding, which the backward direction would read first:
+            # run each row on its real tokens (bidirectional models never carry state).
+            out, state = torch.cat([F.pad(self.rnn(x[i:i + 1, :n])[0], (0, 0, 0, ids.shape[1] - n))
+                                    for i, n in enumerate(lengths.tolist())]), None
         else:
             out, state = self.rnn(x, state)  # [B, T, H * directions]
         if self.config.output == "last":
