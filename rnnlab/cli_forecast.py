@@ -1,0 +1,368 @@
+"""`rnnlab forecast ...`: datasets, train, predict, backtest. The command line parses and calls the API.
+
+The top-level CLI calls `register(subparsers)`; every sub-command stores its handler in `args.func`,
+which returns the exit code and lets `RnnlabError` through to the one place that catches it. `main(argv)`
+runs these commands on their own (tests, `python -m rnnlab.cli_forecast`).
+
+Results go to stdout (a CSV when no -o is given, one JSON line otherwise); diagnostics and the progress
+bar to stderr. Every input is checked before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rnnlab.errors import ConfigError, ModelDirError, RnnlabError
+
+NETWORK_FLAGS = {  # dest -> ForecastConfig field, for the flags that only the network reads
+    "lookback": "lookback", "cell": "cell", "hidden": "hidden_size", "layers": "layers", "dropout": "dropout",
+    "highway": "highway",
+    "scaler": "scaler", "log": "log", "diff": "diff", "window_norm": "window_norm", "recursive": "recursive",
+    "head": "head", "ensemble": "ensemble", "combine": "combine", "epochs": "epochs",
+    "batch_size": "batch_size", "lr": "lr", "weight_decay": "weight_decay", "clip": "clip",
+    "patience": "patience", "val_size": "val_size", "seed": "seed", "samples": "samples",
+    "checkpoint_every": "checkpoint_every", "device": "device", "threads": "threads",
+}
+MODEL_FILES = ("model.safetensors", "training_state.safetensors", "metrics.jsonl", "config.json",
+               "scaler.json", "series.safetensors")
+
+
+# -- argument types ----------------------------------------------------------------------------------
+def _positive_int(flag: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number (got {text!r})") from None
+        return value
+    parse.__name__ = flag
+    return parse
+
+
+def _diff(text: str) -> tuple:
+    lags: list[Any] = []
+    for part in text.split(","):
+        part = part.strip()
+        if part in ("season", "s"):
+            lags.append("season")
+            continue
+        try:
+            lags.append(int(part))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"lags are whole numbers or 'season' (got {part!r})") from None
+    return tuple(lags)
+
+
+# -- parser ----------------------------------------------------------------------------------------
+def _data_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data (a CSV, or a dataset name from `rnnlab forecast datasets`)")
+    group.add_argument("--time", metavar="COL", help="time column (dates or integer steps); none: steps 0..T-1")
+    group.add_argument("--target", metavar="COL[,COL]", help="value column(s) to forecast (multivariate allowed)")
+    group.add_argument("--covariates", metavar="COL[,COL]", help="past covariates: known up to the last observation")
+    group.add_argument("--future-covariates", metavar="COL[,COL]",
+                       help="known-future covariates; rows after the last target value carry their future values")
+    group.add_argument("--calendar", metavar="NAME[,NAME]",
+                       help="calendar features derived from the dates: month, quarter, dayofweek, day, dayofyear, "
+                            "weekofyear, hour, minute")
+    group.add_argument("--fill", choices=("error", "interpolate", "ffill"), default=None,
+                       help="missing values: error (default, names the first gap), interpolate, or ffill")
+    group.add_argument("--freq", help="resample onto this pandas frequency (MS, D, h, ...): irregular time stamps "
+                                      "are an error without it")
+    group.add_argument("--season-length", type=int, metavar="M",
+                       help="season length (default from the frequency: 12 monthly, 7 daily, ...)")
+
+
+def _model_options(parser: argparse.ArgumentParser, horizon_required: bool) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default=None, metavar="SPEC",
+                       help="rnn (default), lstm, gru, naive, seasonal-naive, drift, auto-arima, auto-ets, auto-theta")
+    group.add_argument("--horizon", type=_positive_int("--horizon"), required=horizon_required, metavar="H",
+                       help="steps to forecast")
+    group.add_argument("--intervals", metavar="L[,L]", help="prediction interval levels in percent (default 80,95)")
+    net = parser.add_argument_group("network (rnn, lstm, gru)")
+    net.add_argument("--lookback", type=int, metavar="L",
+                     help="input window (default max(3 seasons, 2 horizons, 8) + the differencing lags)")
+    net.add_argument("--cell", choices=("lstm", "gru", "rnn", "rnn_tanh", "rnn_relu"), help="recurrent cell (lstm)")
+    net.add_argument("--hidden", type=int, metavar="N", help="hidden units (32)")
+    net.add_argument("--layers", type=int, metavar="N", help="stacked recurrent layers (1)")
+    net.add_argument("--dropout", type=float, metavar="P", help="dropout (0)")
+    net.add_argument("--highway", action="store_true", default=None,
+                     help="add a linear skip from the input window to the outputs (LSTNet's autoregressive part)")
+    net.add_argument("--scaler", choices=("robust", "standard", "minmax", "none"),
+                     help="scaler fitted on the training range (robust)")
+    net.add_argument("--log", action="store_true", default=None, help="log-transform the target (inverted on output)")
+    net.add_argument("--diff", nargs="?", const=(1,), type=_diff, metavar="LAGS",
+                     help="difference at these lags, e.g. 1, season, or 1,season (alone: 1); inverted on output")
+    net.add_argument("--window-norm", choices=("none", "last", "mean", "standard"),
+                     help="normalise each input window by its last value or mean (and spread) (none)")
+    net.add_argument("--recursive", action="store_true", default=None,
+                     help="one-step model rolled forward (default: a direct head emitting all H steps)")
+    net.add_argument("--head", choices=("quantile", "gaussian"), help="probabilistic head (quantile)")
+    net.add_argument("--ensemble", type=int, metavar="N", help="train N seeds and combine them (1)")
+    net.add_argument("--combine", choices=("median", "mean"), help="how ensemble members combine (median)")
+    net.add_argument("--epochs", type=int, help="maximum epochs (300)")
+    net.add_argument("--batch-size", type=int, metavar="N", help="windows per batch (32)")
+    net.add_argument("--lr", type=float, help="peak learning rate of AdamW (3e-3)")
+    net.add_argument("--weight-decay", type=float, metavar="W", help="AdamW weight decay on matrices (0.01)")
+    net.add_argument("--clip", type=float, help="gradient norm clip, 0 = off (1.0)")
+    net.add_argument("--patience", type=int, help="epochs without validation improvement before stopping; 0 = "
+                                                  "never stop early (30)")
+    net.add_argument("--val-size", type=int, metavar="N",
+                     help="validate on the last N points of the training range (default: the horizon; 0 = off)")
+    net.add_argument("--seed", type=int, help="random seed; ensemble member i uses seed + i (0)")
+    net.add_argument("--samples", type=int, help="simulated paths of the recursive mode (200)")
+    net.add_argument("--checkpoint-every", type=int, metavar="EPOCHS", help="checkpoint period (10)")
+    net.add_argument("--device", help="cpu (default), cuda, or auto")
+    net.add_argument("--threads", type=int, help="torch CPU threads while training (1: fastest for small networks)")
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add `forecast` and its sub-commands to a top-level parser's subparsers."""
+    forecast = subparsers.add_parser(
+        "forecast", help="forecast numeric sequences (RNN/GRU/LSTM and baselines)",
+        description="Forecast numeric sequences with recurrent networks, beside classical baselines.")
+    commands = forecast.add_subparsers(dest="forecast_command", metavar="COMMAND")
+    commands.required = True
+    forecast.set_defaults(func=lambda args: forecast.print_help() or 2)
+
+    datasets = commands.add_parser("datasets", help="list the named series that work offline")
+    datasets.add_argument("--json", action="store_true", help="one JSON object per line")
+    datasets.set_defaults(func=cmd_datasets)
+
+    train = commands.add_parser("train", help="fit a forecaster and save it to a model directory")
+    train.add_argument("data", nargs="?", metavar="DATA", help="CSV file or dataset name")
+    train.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
+    train.add_argument("--resume", action="store_true", help="continue the interrupted training in MODEL_DIR")
+    train.add_argument("--force", action="store_true", help="overwrite an existing MODEL_DIR")
+    train.add_argument("--no-progress", "--quiet", dest="quiet", action="store_true", help="no progress bar")
+    _model_options(train, horizon_required=False)
+    _data_options(train)
+    train.set_defaults(func=cmd_train)
+
+    predict = commands.add_parser("predict", help="forecast with a saved model")
+    predict.add_argument("model_dir", metavar="MODEL_DIR")
+    predict.add_argument("--data", metavar="DATA", help="history to forecast from (default: the training data); "
+                                                       "read with the training run's column options")
+    predict.add_argument("--horizon", type=_positive_int("--horizon"), metavar="H",
+                         help="steps (default: the trained horizon)")
+    predict.add_argument("-o", "--output", metavar="CSV", help="forecast CSV (default: stdout)")
+    predict.add_argument("--plot", metavar="PNG", help="also draw history, forecast and bands (.png/.svg/.pdf)")
+    _data_options(predict)
+    predict.set_defaults(func=cmd_predict)
+
+    backtest = commands.add_parser("backtest", help="rolling-origin evaluation with refit, for any forecaster",
+                                   usage="%(prog)s (MODEL_DIR [DATA] | --model SPEC DATA) --horizon H "
+                                         "[--origins K] [options]")
+    backtest.add_argument("paths", nargs="+", metavar="MODEL_DIR|DATA")
+    backtest.add_argument("--origins", type=int, default=3, metavar="K", help="rolling origins (3)")
+    backtest.add_argument("--step", type=int, metavar="S", help="steps between origins (default: the horizon)")
+    backtest.add_argument("--no-refit", action="store_true",
+                          help="fit once at the first origin, then only condition on new history")
+    backtest.add_argument("-o", "--output", metavar="CSV", help="every forecast beside the actual values")
+    backtest.add_argument("--no-progress", "--quiet", dest="quiet", action="store_true", help="no progress bar")
+    _model_options(backtest, horizon_required=False)
+    _data_options(backtest)
+    backtest.set_defaults(func=cmd_backtest)
+    return forecast
+
+
+# -- from arguments to API objects -------------------------------------------------------------------
+def _data_kwargs(args: argparse.Namespace, stored: dict | None = None) -> dict:
+    stored = {k: v for k, v in (stored or {}).items() if k != "dataset"}
+    out = {"time": stored.get("time"), "target": stored.get("target"), "covariates": stored.get("covariates"),
+           "future_covariates": stored.get("future_covariates"), "calendar": stored.get("calendar") or (),
+           "fill": stored.get("fill") or "error", "freq": stored.get("freq"),
+           "season_length": stored.get("season_length")}
+    for name in out:
+        value = getattr(args, name, None)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def _forecaster(args: argparse.Namespace, default_model: str = "rnn"):
+    from rnnlab.forecasting.config import parse_levels
+    from rnnlab.forecasting.forecasters import MODELS, RNN_NAMES, make_forecaster
+
+    spec = args.model or default_model
+    if spec not in MODELS:
+        raise ConfigError(f"--model must be one of {', '.join(MODELS)} (got {spec!r})")
+    given = {field: getattr(args, dest) for dest, field in NETWORK_FLAGS.items() if getattr(args, dest) is not None}
+    settings: dict[str, Any] = {}
+    if args.horizon is not None:
+        settings["horizon"] = args.horizon
+    if args.intervals is not None:
+        settings["intervals"] = parse_levels(args.intervals)
+    if spec in RNN_NAMES:
+        if spec != "rnn" and "cell" in given and given["cell"] != spec:
+            raise ConfigError(f"--model {spec} and --cell {given['cell']} disagree")
+        if given.get("patience") == 0:
+            given["patience"] = None
+        settings.update(given)
+        return make_forecaster(spec, progress=not args.quiet, **settings)
+    if given:
+        flag = "--" + next(dest for dest, field in NETWORK_FLAGS.items() if field in given).replace("_", "-")
+        raise ConfigError(f"{flag} applies to the network models (--model rnn, lstm, gru), not {spec}")
+    if args.season_length is not None:
+        settings["season_length"] = args.season_length
+    return make_forecaster(spec, **settings)
+
+
+def _emit(text: str, output: str | None) -> None:
+    from rnnlab import _io
+
+    if output:
+        _io.write_text(output, text)
+    else:
+        sys.stdout.write(text)
+
+
+# -- handlers ------------------------------------------------------------------------------------------
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from rnnlab.forecasting.datasets import list_datasets
+
+    rows = list_datasets()
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    header = ("name", "length", "freq", "season_length", "start", "end", "source")
+    table = [header] + [tuple(str(row[key]) for key in header) for row in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for r in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import time
+
+    from rnnlab.forecasting.datasets import load_series
+    from rnnlab.forecasting.rnn import RNNForecaster
+
+    out = Path(args.output)
+    started = time.time()
+    if args.resume:
+        forecaster = RNNForecaster.resume(out, progress=not args.quiet)
+        print(json.dumps(_train_summary(forecaster, out, started)))
+        return 0
+    if args.data is None:
+        raise ConfigError("DATA is needed (a CSV file or a dataset name), unless --resume")
+    if args.horizon is None:
+        raise ConfigError("--horizon is needed: how many steps to forecast")
+    forecaster = _forecaster(args)
+    series = load_series(args.data, **_data_kwargs(args))
+    if isinstance(forecaster, RNNForecaster):
+        forecaster.resolve(series)  # every check that can fail, before anything is written
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not args.force:
+            raise ModelDirError(f"{out} exists and is not empty; pass --force to overwrite it or --resume to "
+                                "continue its training")
+        if not out.is_dir():
+            raise ModelDirError(f"{out} exists and is not a directory")
+        for name in MODEL_FILES:
+            (out / name).unlink(missing_ok=True)
+    if isinstance(forecaster, RNNForecaster):
+        forecaster.fit(series, directory=out)
+    else:
+        forecaster.fit(series).save(out)
+    print(json.dumps(_train_summary(forecaster, out, started)))
+    return 0
+
+
+def _train_summary(forecaster: Any, out: Path, started: float) -> dict:
+    import time
+
+    summary = {"model_dir": str(out), "model": forecaster.name, "horizon": forecaster.horizon}
+    metrics = getattr(forecaster, "metrics", None)
+    if metrics:
+        members = sorted({m["member"] for m in metrics})
+        summary["epochs"] = [sum(1 for m in metrics if m["member"] == k) for k in members]
+        vals = [min((m["val_loss"] for m in metrics if m["member"] == k and "val_loss" in m), default=None)
+                for k in members]
+        summary["best_val_loss"] = [None if v is None else round(v, 6) for v in vals]
+        summary["lookback"] = forecaster.fitted_config.lookback
+    summary["seconds"] = round(time.time() - started, 2)
+    return summary
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from rnnlab.forecasting.datasets import load_series
+    from rnnlab.forecasting.forecasters import load_forecaster
+
+    model = load_forecaster(args.model_dir)
+    history = model.series
+    series = None
+    if args.data is not None:
+        series = history = load_series(args.data, **_data_kwargs(args, history.source))
+    elif any(getattr(args, name) is not None for name in ("time", "target", "covariates", "future_covariates",
+                                                             "calendar", "fill", "freq", "season_length")):
+        raise ConfigError("the data options apply to --data; without it the model forecasts from its training data")
+    forecast = model.predict(args.horizon, series=series)
+    text = forecast.to_frame().to_csv(float_format="%.6g")
+    if args.plot:
+        from rnnlab.forecasting.plot import plot_forecast
+
+        plot_forecast(history, forecast, args.plot)
+    _emit(text, args.output)
+    if args.output:
+        print(json.dumps({"forecast": args.output, "plot": args.plot, "model": model.name,
+                          "horizon": forecast.horizon, "levels": list(forecast.levels)}))
+    return 0
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from rnnlab.forecasting.backtest import backtest
+    from rnnlab.forecasting.datasets import load_series
+    from rnnlab.forecasting.forecasters import load_forecaster
+
+    if args.model is not None:
+        if len(args.paths) != 1:
+            raise ConfigError("with --model SPEC give one DATA argument (a CSV or a dataset name)")
+        forecaster, data, stored = _forecaster(args), args.paths[0], None
+    else:
+        if len(args.paths) > 2:
+            raise ConfigError("give MODEL_DIR and optionally DATA, or --model SPEC and DATA")
+        fitted = load_forecaster(args.paths[0])
+        if any(getattr(args, dest) is not None for dest in NETWORK_FLAGS) or args.intervals is not None:
+            raise ConfigError("model settings come from MODEL_DIR; use --model SPEC to backtest other settings")
+        forecaster = fitted.clone()
+        if hasattr(forecaster, "progress"):
+            forecaster.progress = not args.quiet
+        data, stored = (args.paths[1] if len(args.paths) == 2 else None), fitted.series.source
+        if data is None:
+            series = fitted.series
+    if data is not None:
+        series = load_series(data, **_data_kwargs(args, stored))
+    result = backtest(forecaster, series, horizon=args.horizon, origins=args.origins, step=args.step,
+                      refit=not args.no_refit)
+    if args.output:
+        _emit(result.forecasts_frame().to_csv(float_format="%.6g"), args.output)
+    rounded = lambda d: {k: round(v, 6) for k, v in d.items()}  # noqa: E731
+    print(json.dumps({"model": result.model, "horizon": result.horizon, "origins": len(result.cutoffs),
+                      "metrics": rounded(result.summary),
+                      "per_origin": [{"cutoff": str(c), **rounded(m)} for c, m in zip(result.cutoffs, result.metrics)]}))
+    return 0
+
+
+# -- standalone entry point -------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """Run `forecast ...` arguments (argv starts with "forecast"); returns the exit code."""
+    parser = argparse.ArgumentParser(prog="rnnlab")
+    register(parser.add_subparsers(dest="command", required=True))
+    try:
+        args = parser.parse_args(argv)
+        return int(args.func(args))
+    except RnnlabError as exc:
+        print(f"rnnlab: error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except SystemExit as exc:  # argparse: usage errors exit 2, --help exits 0
+        return exc.code if isinstance(exc.code, int) else 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,218 @@
+"""The training loop of the recurrent forecaster, one member of an ensemble after the other.
+
+Per member: seed (seed + member), AdamW with weight decay on matrices, warm-up then cosine decay, gradient
+clipping, one validation per epoch on the windows at the end of the training range, early stopping on it,
+and the best weights kept. Every `checkpoint_every` epochs the whole state goes to disk atomically
+(safetensors + JSON, never pickle), so an interrupted run resumes to the same numbers it would have
+reached without the interruption.
+
+    model_dir/training_state.safetensors   done.{m}.* best weights of finished members,
+                                           live.* / best.* / optim.{i}.* / rng.* of the member in training,
+                                           metadata "state": member, epoch, early stopping, schedule, ...
+    model_dir/metrics.jsonl                one line per member and epoch
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from rnnlab import _io
+from rnnlab.config import TrainConfig
+from rnnlab.errors import ModelDirError
+from rnnlab.forecasting.config import ForecastConfig
+from rnnlab.forecasting.windows import Windows
+from rnnlab.training.early_stopping import EarlyStopping
+from rnnlab.training.optim import LRSchedule, make_optimizer
+from rnnlab.training.seeding import seed_everything
+
+STATE_FILE = "training_state.safetensors"
+METRICS_FILE = "metrics.jsonl"
+
+BatchLoss = Callable[[nn.Module, Windows], torch.Tensor]
+EpochCallback = Callable[[dict], None]
+
+
+def train_config(config: ForecastConfig, steps_per_epoch: int) -> TrainConfig:
+    """The core TrainConfig the shared optimiser and schedule read."""
+    total = config.epochs * steps_per_epoch
+    return TrainConfig(epochs=config.epochs, lr=config.lr, weight_decay=config.weight_decay, clip=config.clip,
+                       optimizer="adamw", schedule="cosine", warmup_steps=min(50, total // 10),
+                       patience=config.patience, seed=config.seed, checkpoint_every=config.checkpoint_every,
+                       device=config.device)
+
+
+def _clone(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().clone() for name, tensor in state.items()}
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
+    state = optimizer.state_dict()
+    tensors = {}
+    for index, slots in state["state"].items():
+        for key, value in slots.items():
+            tensors[f"optim.{index}.{key}"] = torch.as_tensor(value)
+    return tensors, state["param_groups"]
+
+
+def _optimizer_state(tensors: dict[str, torch.Tensor], groups: list) -> dict:
+    slots: dict[int, dict] = {}
+    for name, tensor in tensors.items():
+        if name.startswith("optim."):
+            _, index, key = name.split(".", 2)
+            slots.setdefault(int(index), {})[key] = tensor
+    return {"state": slots, "param_groups": groups}
+
+
+class _Checkpoint:
+    """Reads and writes training_state.safetensors and metrics.jsonl of one model directory."""
+
+    def __init__(self, directory: Path | None):
+        self.directory = directory
+
+    def load(self) -> tuple[dict[str, torch.Tensor], dict, list[dict]]:
+        path = self.directory / STATE_FILE
+        tensors = _io.load_tensors(path)
+        raw = _io.load_tensor_metadata(path).get("state")
+        if raw is None:
+            raise ModelDirError(f"{path} carries no training state")
+        metrics_path = self.directory / METRICS_FILE
+        lines = metrics_path.read_text(encoding="utf-8").splitlines() if metrics_path.is_file() else []
+        try:
+            return tensors, json.loads(raw), [json.loads(line) for line in lines if line.strip()]
+        except json.JSONDecodeError as exc:
+            raise ModelDirError(f"{self.directory}: training state or metrics are corrupt ({exc})") from None
+
+    def save(self, tensors: dict[str, torch.Tensor], state: dict, metrics: list[dict]) -> None:
+        if self.directory is None:
+            return
+        _io.write_text(self.directory / METRICS_FILE, "".join(json.dumps(m) + "\n" for m in metrics))
+        _io.save_tensors(self.directory / STATE_FILE, tensors, metadata={"state": json.dumps(state)})
+
+
+def fit_members(make_network: Callable[[], nn.Module], batch_loss: BatchLoss, train: Windows,
+                val: Windows | None, config: ForecastConfig, *, directory: str | Path | None = None,
+                resume: bool = False, progress: bool = False,
+                callback: EpochCallback | None = None) -> tuple[list[nn.Module], list[dict]]:
+    """Train `config.ensemble` networks; returns them (best weights loaded, eval mode) and the metrics."""
+    checkpoint = _Checkpoint(Path(directory) if directory is not None else None)
+    finished: list[dict[str, torch.Tensor]] = []
+    metrics: list[dict] = []
+    partial: tuple[dict, dict] | None = None
+    if resume:
+        tensors, state, metrics = checkpoint.load()
+        for member in range(state["finished_members"]):
+            prefix = f"done.{member}."
+            finished.append({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+        if state.get("member") is not None:
+            partial = (tensors, state)
+        metrics = [m for m in metrics if m["member"] < len(finished) or
+                   (partial is not None and m["member"] == state["member"] and m["epoch"] <= state["epoch"])]
+    networks = []
+    for member in range(config.ensemble):
+        seed_everything(config.seed + member)
+        network = make_network()
+        if member < len(finished):
+            network.load_state_dict(finished[member])
+        else:
+            best = _train_one(network, batch_loss, train, val, config, member, finished, metrics, checkpoint,
+                              partial if partial and partial[1]["member"] == member else None, progress, callback)
+            finished.append(best)
+            network.load_state_dict(best)
+        networks.append(network.eval())
+    done = {f"done.{m}.{k}": v for m, weights in enumerate(finished) for k, v in weights.items()}
+    checkpoint.save(done, {"finished_members": len(finished), "member": None}, metrics)
+    return networks, metrics
+
+
+def _train_one(network: nn.Module, batch_loss: BatchLoss, train: Windows, val: Windows | None,
+               config: ForecastConfig, member: int, finished: list[dict], metrics: list[dict],
+               checkpoint: _Checkpoint, partial: tuple[dict, dict] | None, progress: bool,
+               callback: EpochCallback | None) -> dict[str, torch.Tensor]:
+    batches = -(-len(train) // config.batch_size)
+    settings = train_config(config, batches)
+    optimizer = make_optimizer(network.parameters(), settings)
+    schedule = LRSchedule(settings, total_steps=config.epochs * batches)
+    stopper = EarlyStopping(patience=config.patience)
+    shuffle = torch.Generator().manual_seed(config.seed + member)
+    use_val = val is not None and len(val) > 0
+    best = _clone(network.state_dict())
+    start_epoch, step = 0, 0
+    if partial is not None:
+        tensors, state = partial
+        network.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("live.")})
+        best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
+        optimizer.load_state_dict(_optimizer_state(tensors, state["param_groups"]))
+        stopper.load_state_dict(state["early_stopping"])
+        schedule.load_state_dict(state["schedule"])
+        torch.set_rng_state(tensors["rng.torch"])
+        shuffle.set_state(tensors["rng.shuffle"])
+        start_epoch, step = state["epoch"] + 1, state["step"]
+        if state.get("member_done"):
+            return best
+
+    def save(epoch: int, member_done: bool) -> None:
+        if checkpoint.directory is None:
+            return
+        optim_tensors, groups = _optimizer_tensors(optimizer)
+        tensors = {f"done.{m}.{k}": v for m, weights in enumerate(finished) for k, v in weights.items()}
+        tensors.update({f"live.{k}": v for k, v in network.state_dict().items()})
+        tensors.update({f"best.{k}": v for k, v in best.items()})
+        tensors.update(optim_tensors)
+        tensors["rng.torch"] = torch.get_rng_state()
+        tensors["rng.shuffle"] = shuffle.get_state()
+        state = {"finished_members": len(finished), "member": member, "epoch": epoch, "step": step,
+                 "member_done": member_done, "early_stopping": stopper.state_dict(),
+                 "schedule": schedule.state_dict(), "param_groups": groups}
+        checkpoint.save(tensors, state, metrics)
+
+    from tqdm.auto import tqdm
+
+    desc = f"member {member + 1}/{config.ensemble}" if config.ensemble > 1 else "training"
+    bar = tqdm(total=config.epochs, initial=start_epoch, desc=desc, file=sys.stderr, disable=not progress,
+               leave=False, dynamic_ncols=True)
+    epoch = start_epoch - 1
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            network.train()
+            total, count = 0.0, 0
+            for rows in torch.randperm(len(train), generator=shuffle).split(config.batch_size):
+                lr = schedule.apply(optimizer, step)
+                loss = batch_loss(network, train.subset(rows))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.clip > 0:
+                    nn.utils.clip_grad_norm_(network.parameters(), config.clip)
+                optimizer.step()
+                step += 1
+                total += loss.item() * len(rows)
+                count += len(rows)
+            record = {"member": member, "epoch": epoch, "train_loss": total / count, "lr": lr}
+            if use_val:
+                network.eval()
+                with torch.no_grad():
+                    record["val_loss"] = batch_loss(network, val).item()
+                if stopper.update(record["val_loss"], step=epoch):
+                    best = _clone(network.state_dict())
+                record["best"] = stopper.best_step == epoch
+            else:
+                best = _clone(network.state_dict())
+            metrics.append(record)
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['train_loss']:.4f}",
+                            **({"val": f"{record['val_loss']:.4f}"} if use_val else {}))
+            stop = use_val and stopper.should_stop
+            if stop or epoch == config.epochs - 1 or (epoch + 1) % config.checkpoint_every == 0:
+                save(epoch, member_done=stop or epoch == config.epochs - 1)
+            if callback is not None:
+                callback(record)
+            if stop:
+                break
+    finally:
+        bar.close()
+    return best

@@ -1,0 +1,54 @@
+"""Every forecaster by name, and loading any of them from its model directory.
+
+    make_forecaster("lstm", horizon=12)          RNNForecaster(cell="lstm", horizon=12)
+    make_forecaster("auto-ets", horizon=12)      StatsForecastForecaster("auto-ets", horizon=12)
+    load_forecaster("model_dir")                 whichever kind config.json names
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rnnlab.errors import ConfigError, ModelDirError
+from rnnlab.forecasting.base import Forecaster, read_config
+from rnnlab.forecasting.baselines import (
+    BASELINES,
+    STATSFORECAST_MODELS,
+    DriftForecaster,
+    NaiveForecaster,
+    SeasonalNaiveForecaster,
+    StatsForecastForecaster,
+    load_baseline,
+    make_baseline,
+)
+from rnnlab.forecasting.config import ForecastConfig
+from rnnlab.forecasting.rnn import RNNForecaster
+
+RNN_NAMES = ("rnn", "lstm", "gru")
+MODELS = (*RNN_NAMES, *BASELINES, *STATSFORECAST_MODELS)
+
+__all__ = ["Forecaster", "RNNForecaster", "NaiveForecaster", "SeasonalNaiveForecaster", "DriftForecaster",
+           "StatsForecastForecaster", "MODELS", "make_forecaster", "load_forecaster"]
+
+
+def make_forecaster(spec: str, *, progress: bool = False, **settings: Any) -> Forecaster:
+    """A forecaster by name. `rnn` keeps the configured cell; `lstm`/`gru` choose it. Baselines take
+    horizon, season_length and intervals; the network takes any ForecastConfig setting."""
+    if spec in RNN_NAMES:
+        if spec != "rnn":
+            settings["cell"] = spec
+        return RNNForecaster(ForecastConfig(**settings), progress=progress)
+    if spec in BASELINES or spec in STATSFORECAST_MODELS:
+        return make_baseline(spec, **settings)
+    raise ConfigError(f"--model must be one of {', '.join(MODELS)} (got {spec!r})")
+
+
+def load_forecaster(directory: str | Path) -> Forecaster:
+    """Load whatever forecaster `directory` holds (a missing or corrupt directory is a ModelDirError)."""
+    kind = read_config(directory)["kind"]
+    if kind == RNNForecaster.kind:
+        return RNNForecaster.load(directory)
+    if kind in BASELINES or kind in STATSFORECAST_MODELS:
+        return load_baseline(directory)
+    raise ModelDirError(f"{directory}: unknown model kind {kind!r}")
