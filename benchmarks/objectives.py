@@ -107,6 +107,20 @@ def training_seconds(records: list[dict], eval_durations: list[float]) -> list[f
     return out
 
 
+def parse_options(items: list[str]) -> dict:
+    """["warmup_steps=0", "lr=5e-3"] -> {"warmup_steps": 0, "lr": 0.005} (JSON values, else strings)."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--sequence-option expects NAME=VALUE (got {item!r})")
+        try:
+            out[name] = json.loads(value)
+        except json.JSONDecodeError:
+            out[name] = value
+    return out
+
+
 def warm_up() -> None:
     """One tiny LSTM step with AdamW, so lazy imports on first use are not charged to the first run."""
     from rnnlab.config import ModelConfig, TrainConfig
@@ -151,13 +165,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--valid-chars", type=int, default=5_000,
                         help="validation slice carved from the end of the training 90%%")
     parser.add_argument("--eval-every-window", type=int, default=150, help="steps between evaluations of (a)")
-    parser.add_argument("--eval-every-sequence", type=int, default=25, help="steps between evaluations of (b)")
+    parser.add_argument("--eval-every-sequence", type=int, default=10, help="steps between evaluations of (b)")
+    parser.add_argument("--sequence-option", action="append", default=[], metavar="NAME=VALUE",
+                        help="override one of (b)'s training options, e.g. warmup_steps=0 (repeatable; "
+                             "the default is rnnlab's defaults)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=str(SHARED_DATA), help="folder holding jungle-book.txt")
     parser.add_argument("--work-dir", default=None, help="keep the two model directories here")
     parser.add_argument("--out", default=None, help="also write the JSON result to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    sequence_setup = {**SEQUENCE_SETUP, **parse_options(args.sequence_option)}
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -177,7 +195,7 @@ def main(argv: list[str] | None = None) -> dict:
         window = run("window", WINDOW_SETUP, files, work / "window", args.minutes, args.eval_every_window,
                      args.seed, log)
         log("(b) sequence objective, rnnlab's defaults")
-        sequence = run("sequence", SEQUENCE_SETUP, files, work / "sequence", args.minutes,
+        sequence = run("sequence", sequence_setup, files, work / "sequence", args.minutes,
                        args.eval_every_sequence, args.seed, log)
 
     target = window["best_val_bpc"]

@@ -105,3 +105,5 @@ def test_benchmark_time_to_reach_and_training_seconds():
     assert bench.WINDOW_SETUP["window"] == 50 and bench.WINDOW_SETUP["input"] == "onehot"
     assert bench.WINDOW_SETUP["batch_size"] == 128 and bench.WINDOW_SETUP["hidden_size"] == 128
     assert bench.SEQUENCE_SETUP == {"objective": "sequence", "cell": "lstm", "layers": 1, "hidden_size": 128}
+    assert bench.parse_options(["warmup_steps=0", "lr=5e-3", "cell=gru"]) == \
+        {"warmup_steps": 0, "lr": 0.005, "cell": "gru"}
