@@ -142,7 +142,7 @@ class TrainConfig(_JsonMixin):
     lr: float = field(default=2e-3, metadata=_flag("--lr"))
     weight_decay: float = field(default=0.01, metadata=_flag("--weight-decay"))
     schedule: str = field(default="cosine", metadata=_flag("--schedule"))
-    warmup_steps: int = field(default=100, metadata=_flag("--warmup"))
+    warmup_steps: int = field(default=20, metadata=_flag("--warmup"))
     clip: float = field(default=1.0, metadata=_flag("--clip"))
     eval_every: int | None = field(default=None, metadata=_flag("--eval-every"))
     patience: int | None = field(default=3, metadata=_flag("--patience"))

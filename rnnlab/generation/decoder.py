@@ -62,10 +62,10 @@ def decode(model, prompt_ids: Sequence[int], config: SampleConfig, device="cpu",
     steps = 0
     for t in range(config.length):
         logits = logits.float()
-        if ban.numel():
-            logits = logits.index_fill(1, ban, float("-inf"))
-        choice = next_token(logits, chain, greedy, generator)  # [B]
+        allowed = logits.index_fill(1, ban, float("-inf")) if ban.numel() else logits
+        choice = next_token(allowed, chain, greedy, generator)  # [B]
         tokens[t] = choice
+        # The model's own log-probability of the choice, before bans and sampling transforms.
         logprobs[t] = torch.log_softmax(logits, dim=-1).gather(1, choice[:, None])[:, 0]
         steps = t + 1
         if on_tokens is not None:

@@ -19,13 +19,17 @@ class EarlyStopping:
     bad_evals: int = 0
     best_step: int = -1
 
-    def update(self, loss: float, step: int = -1) -> bool:
+    def update(self, loss: float, step: int = -1, counts: bool = True) -> bool:
+        """`counts=False` (the extra evaluation at the end of a budget) may set a new best but never
+        moves the patience counter, so a run cut by its budget and resumed decides as an uncut one."""
         if loss < self.best - self.min_delta:
             self.best = loss
-            self.bad_evals = 0
             self.best_step = step
+            if counts:
+                self.bad_evals = 0
             return True
-        self.bad_evals += 1
+        if counts:
+            self.bad_evals += 1
         return False
 
     @property

@@ -93,12 +93,14 @@ def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]
     stopper = EarlyStopping(config.patience, config.min_delta)
     step, epoch, step_in_epoch, carry, elapsed_before = 0, 0, 0, None, 0.0
     history: list[dict[str, Any]] = []
+    running = _Running()
     if resume:
         meta, carry = ckpt.load_training_state(model_dir / ckpt.TRAINING_STATE, model, optimizer, device)
         step, epoch, step_in_epoch = meta["step"], meta["epoch"], meta["step_in_epoch"]
         stopper.load_state_dict(meta["early_stopping"])
         schedule.load_state_dict(meta["schedule"])
         elapsed_before = meta.get("elapsed", 0.0)
+        running.total, running.count, running.correct = meta.get("running", [0.0, 0, 0])
         if is_main:
             ckpt.truncate_metrics(model_dir, step)
         history = ckpt.read_metrics(model_dir)
@@ -114,13 +116,15 @@ def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]
             return
         meta = {"step": step, "epoch": epoch, "step_in_epoch": step_in_epoch,
                 "early_stopping": stopper.state_dict(), "schedule": schedule.state_dict(),
-                "elapsed": elapsed_before + time.monotonic() - started, "finished": finished}
+                "elapsed": elapsed_before + time.monotonic() - started, "finished": finished,
+                "running": [running.total, running.count, running.correct]}
         ckpt.save_training_state(model_dir / ckpt.TRAINING_STATE, model, optimizer, carry, meta)
 
     def run_evaluation(kind: str) -> dict[str, Any]:
         metrics = evaluate()
-        improved = stopper.update(metrics["loss"], step)
-        schedule.observe_validation(metrics["loss"])
+        improved = stopper.update(metrics["loss"], step, counts=kind != "final")
+        if kind != "final":
+            schedule.observe_validation(metrics["loss"])
         record = {"step": step, "epoch": epoch + (step_in_epoch / max(steps_per_epoch, 1)), "kind": kind,
                   **{f"val_{k}": v for k, v in metrics.items()}, "train_loss": running.mean(),
                   "train_accuracy": running.accuracy(), "lr": optimizer.param_groups[0]["lr"],
@@ -132,10 +136,10 @@ def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]
                 ckpt.save_weights(model_dir / ckpt.WEIGHTS, model)
             if hooks.on_eval:
                 hooks.on_eval(record)
-        running.reset()
+        if kind != "final":
+            running.reset()
         return record
 
-    running = _Running()
     total = schedule.total_steps
     bar = tqdm(total=total, initial=step, disable=(not is_main) or hooks.progress is False or None,
                unit="step", dynamic_ncols=True, leave=False)

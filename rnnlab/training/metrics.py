@@ -50,21 +50,32 @@ def evaluate_ids(model, ids: torch.Tensor, chars_per_token: float, device: torch
 
 def _evaluate_sequence(model, ids, chars_per_token, device, batch_size, seq_len):
     n = ids.numel() - 1
-    rows = max(1, min(batch_size, n // max(seq_len, 1)))
+    # Rows of at least ~1,000 tokens: each row starts from an empty state, so short rows cost context.
+    rows = max(1, min(batch_size, n // max(seq_len, 1024)))
     row_len = n // rows
     inputs = ids[:rows * row_len].view(rows, row_len)
     targets = ids[1:rows * row_len + 1].view(rows, row_len)
-    total, count, correct = 0.0, 0, 0
+    totals = [0.0, 0, 0]  # nats, tokens, correct
     state = None
     for lo in range(0, row_len, seq_len):
-        x = inputs[:, lo:lo + seq_len].to(device)
-        y = targets[:, lo:lo + seq_len].to(device)
-        logits, state = model(x, state)
-        total += float(F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),
-                                       reduction="sum"))
-        correct += int((logits.argmax(-1) == y).sum())
-        count += y.numel()
+        state = _score(model, inputs[:, lo:lo + seq_len], targets[:, lo:lo + seq_len], state, device, totals)
+    tail = n - rows * row_len
+    if tail:
+        # The last row ends where the tail begins, so its state carries straight on into it.
+        last = tuple(s[:, -1:] for s in state) if isinstance(state, tuple) else state[:, -1:]
+        _score(model, ids[rows * row_len:n][None], ids[rows * row_len + 1:][None], last, device, totals)
+    total, count, correct = totals
     return summarize(total, count, correct, count * chars_per_token)
+
+
+def _score(model, inputs, targets, state, device, totals):
+    x, y = inputs.to(device), targets.to(device)
+    logits, state = model(x, state)
+    totals[0] += float(F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),
+                                       reduction="sum"))
+    totals[1] += y.numel()
+    totals[2] += int((logits.argmax(-1) == y).sum())
+    return state
 
 
 def _evaluate_windows(model, ids, chars_per_token, device, window, batch_size):

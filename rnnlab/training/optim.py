@@ -74,10 +74,10 @@ class LRSchedule:
 
     def state_dict(self) -> dict:
         return {"plateau_scale": self.plateau_scale, "plateau_best": self.plateau_best,
-                "plateau_bad": self.plateau_bad, "total_steps": self.total_steps or 0}
+                "plateau_bad": self.plateau_bad}
 
     def load_state_dict(self, state: dict) -> None:
         self.plateau_scale = float(state["plateau_scale"])
         self.plateau_best = float(state["plateau_best"])
         self.plateau_bad = int(state["plateau_bad"])
-        self.total_steps = int(state["total_steps"]) or None
+        # total_steps is not restored: it follows the resumed run's own budget (--epochs, --max-steps).

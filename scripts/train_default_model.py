@@ -1,0 +1,104 @@
+"""Reproduce rnnlab's pretrained default model (see rnnlab/pretrained/default/MODEL_CARD.md).
+
+    python scripts/train_default_model.py --data-dir ../shared/data --stage1-minutes 50 --stage2-minutes 15
+
+The Jungle Book is cut as ../shared/data/README.md says: the first 90% of the cleaned text is for
+training, the last 10% is the held-out test split that nothing here trains or selects on. The last 5%
+of the training part is carved out as the validation slice that chooses the checkpoint.
+
+Stage 1 trains on Tiny Shakespeare (extra public-domain English, 1.1 MB) plus the Jungle Book training
+part given twice as much weight; stage 2 fine-tunes on the Jungle Book training part alone. Each stage is
+an ordinary `rnnlab.train` call, so the recipe is the product's own options. The result is exported with
+fp16 weights (half the size; computation stays fp32) into rnnlab/pretrained/default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import rnnlab
+from rnnlab import _io
+from rnnlab.data.corpus import jungle_book_split, read_corpus
+from rnnlab.training import checkpoint as ckpt
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
+    p.add_argument("--work", default=str(ROOT / "runs" / "default-model"))
+    p.add_argument("--stage1-minutes", type=float, default=50)
+    p.add_argument("--stage2-minutes", type=float, default=15)
+    p.add_argument("--hidden", type=int, default=512)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: rnnlab's choice)")
+    p.add_argument("--export", default=str(ROOT / "rnnlab" / "pretrained" / "default"))
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = Path(args.data_dir)
+    work = Path(args.work)
+    splits = work / "splits"
+    jungle = read_corpus(data / "jungle-book.txt")
+    train_part, test = jungle_book_split(jungle)
+    n_val = len(train_part) // 20
+    train, valid = train_part[:-n_val], train_part[-n_val:]
+    stage1_corpus = splits / "stage1"
+    stage1_corpus.mkdir(parents=True, exist_ok=True)
+    _io.write_text(splits / "jungle-train.txt", train)
+    _io.write_text(splits / "jungle-valid.txt", valid)
+    _io.write_text(splits / "jungle-test.txt", test)
+    shutil.copyfile(data / "tiny-shakespeare.txt", stage1_corpus / "a-tiny-shakespeare.txt")
+    _io.write_text(stage1_corpus / "b-jungle-train.txt", train)
+    _io.write_text(stage1_corpus / "c-jungle-train-again.txt", train)
+
+    common = dict(cell="lstm", layers=2, hidden_size=args.hidden, embedding_size=64, batch_size=32,
+                  seq_len=128, sample_every=0, eval_every=250, checkpoint_every=250, progress=False, log=log,
+                  val_file=splits / "jungle-valid.txt", epochs=None)
+    started = time.time()
+    stage1 = work / "stage1"
+    if (stage1 / ckpt.SUMMARY).exists():
+        log("stage 1 already done")
+    elif (stage1 / ckpt.TRAINING_STATE).exists():
+        rnnlab.train(stage1_corpus, stage1, resume=True, log=log, progress=False,
+                     val_file=splits / "jungle-valid.txt")
+    else:
+        rnnlab.train(stage1_corpus, stage1, overwrite=True, dropout=0.25, lr=2e-3, weight_decay=0.01,
+                     max_time=args.stage1_minutes, patience=None, seed=0, **common)
+    stage2 = work / "stage2"
+    lm = rnnlab.train(splits / "jungle-train.txt", stage2, overwrite=True, init_from=stage1, dropout=0.3,
+                      lr=5e-4, warmup_steps=0, weight_decay=0.01, max_time=args.stage2_minutes, patience=4,
+                      seed=1, **{**common, "eval_every": 100, "checkpoint_every": 100})
+    minutes = (time.time() - started) / 60
+    test_metrics = lm.evaluate(splits / "jungle-test.txt")
+    valid_metrics = lm.evaluate(splits / "jungle-valid.txt")
+    result = {"test_bpc": round(test_metrics["bpc"], 4), "valid_bpc": round(valid_metrics["bpc"], 4),
+              "train_minutes": round(minutes, 1), "threads": torch.get_num_threads(),
+              "parameters": lm.info()["parameters"]["total"]}
+    export = Path(args.export)
+    if export.exists():
+        shutil.rmtree(export)
+    export.mkdir(parents=True)
+    for name in (ckpt.CONFIG, ckpt.TOKENIZER, ckpt.SUMMARY, ckpt.METRICS):
+        shutil.copyfile(stage2 / name, export / name)
+    half = {k: v.half() if v.is_floating_point() else v for k, v in ckpt._unique_state(lm.model).items()}
+    _io.save_tensors(export / ckpt.WEIGHTS, half)
+    exported = rnnlab.load(export)
+    result["test_bpc_exported_fp16"] = round(exported.evaluate(splits / "jungle-test.txt")["bpc"], 4)
+    _io.write_json(export / "evaluation.json", result)
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

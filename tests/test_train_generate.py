@@ -1,0 +1,233 @@
+"""The main job through the command line: train, checkpoint, resume, generate, evaluate, info."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_train_args
+
+import rnnlab
+from rnnlab import _io
+from rnnlab.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_training_writes_a_self_describing_model_directory(trained_model):
+    names = {p.name for p in trained_model.iterdir()}
+    assert {"config.json", "tokenizer.json", "model.safetensors", "training_state.safetensors",
+            "metrics.jsonl", "summary.json"} <= names
+    records = [json.loads(line) for line in (trained_model / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 2  # one evaluation per epoch
+    for r in records:
+        assert r["val_perplexity"] == pytest.approx(2.718281828 ** r["val_loss"], rel=1e-6)
+        assert 0 <= r["val_accuracy"] <= 1
+    # bits per character for a char model: nats per token / ln 2
+    assert records[-1]["val_bpc"] == pytest.approx(records[-1]["val_loss"] / 0.6931471805599453, rel=1e-6)
+    assert records[-1]["val_loss"] < records[0]["val_loss"]
+    summary = json.loads((trained_model / "summary.json").read_text())
+    assert summary["stopped"] == "epochs" and summary["epochs_completed"] == 2
+
+
+def test_best_weights_are_kept_not_the_last(tmp_path, small_corpus):
+    # A learning rate far too high makes validation worse after the first evaluation.
+    out = tmp_path / "m"
+    assert main(tiny_train_args(small_corpus, out, "--max-steps", "60", "--eval-every", "20",
+                                "--lr", "0.05", "--warmup", "0", "--schedule", "constant")) == 0
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    best = min(records, key=lambda r: r["val_loss"])
+    lm = rnnlab.load(out)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["best"]["step"] == best["step"]
+    # model.safetensors holds the weights of the best evaluation: re-scoring validation reproduces it.
+    from rnnlab.api import load_corpus_splits
+    from rnnlab.config import DataConfig
+    valid = load_corpus_splits(small_corpus, DataConfig()).valid
+    assert lm.evaluate(valid, is_text=True, seq_len=32)["loss"] == pytest.approx(best["val_loss"], abs=1e-5)
+
+
+def test_early_stopping_stops_on_patience(tmp_path, small_corpus):
+    out = tmp_path / "m"
+    assert main(tiny_train_args(small_corpus, out, "--epochs", "50", "--eval-every", "10", "--patience",
+                                "2", "--lr", "0.2", "--warmup", "0", "--schedule", "constant")) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stopped"] == "early_stopping"
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["best"] for r in records[-2:]] == [False, False]
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in _io.load_tensors(path).items() if k.startswith("model.")}
+
+
+def test_same_seed_gives_bitwise_same_weights(tmp_path, small_corpus):
+    for name in ("a", "b"):
+        assert main(tiny_train_args(small_corpus, tmp_path / name, "--max-steps", "25", "--seed", "7",
+                                    "--dropout", "0.3")) == 0
+    a = _weights(tmp_path / "a" / "training_state.safetensors")
+    b = _weights(tmp_path / "b" / "training_state.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert main(tiny_train_args(small_corpus, tmp_path / "c", "--max-steps", "25", "--seed", "8",
+                                "--dropout", "0.3")) == 0
+    c = _weights(tmp_path / "c" / "training_state.safetensors")
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_resume_ends_bitwise_where_the_uninterrupted_run_ends(tmp_path, small_corpus):
+    # A constant rate after warm-up: cutting the first run with --max-steps must not change its schedule
+    # (the cosine schedule spans the budget; the SIGKILL test below covers it).
+    common = ["--seed", "3", "--dropout", "0.2", "--checkpoint-every", "10", "--eval-every", "15",
+              "--epochs", "3", "--schedule", "constant", "--warmup", "20", "--patience", "100"]
+    assert main(tiny_train_args(small_corpus, tmp_path / "full", *common)) == 0
+    assert main(tiny_train_args(small_corpus, tmp_path / "cut", *common, "--max-steps", "37")) == 0
+    assert main(["train", str(small_corpus), "-o", str(tmp_path / "cut"), "--resume", "--no-progress",
+                 "--max-steps", "100000"]) == 0
+    full = _weights(tmp_path / "full" / "training_state.safetensors")
+    cut = _weights(tmp_path / "cut" / "training_state.safetensors")
+    assert all(torch.equal(full[k], cut[k]) for k in full)
+    full_metrics = (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()
+    cut_metrics = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    # The cut run's extra evaluation at its budget's end ("final") is the only difference in the log.
+    strip = [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in full_metrics]
+    strip_cut = [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in cut_metrics]
+    assert [r for r in strip_cut if not (r["kind"] == "final" and r["step"] == 37)] == strip
+
+
+def _spawn_training(args: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "rnnlab", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, small_corpus):
+    common = ["--seed", "5", "--checkpoint-every", "5", "--epochs", "2", "--dropout", "0.1"]
+    torch.set_num_threads(1)
+    try:
+        assert main(tiny_train_args(small_corpus, tmp_path / "full", *common)) == 0
+    finally:
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    proc = _spawn_training(tiny_train_args(small_corpus, tmp_path / "killed", *common))
+    _wait_for(tmp_path / "killed" / "training_state.safetensors", proc)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    resumed = _spawn_training(["train", str(small_corpus), "-o", str(tmp_path / "killed"), "--resume",
+                               "--no-progress"])
+    _, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    full = _weights(tmp_path / "full" / "training_state.safetensors")
+    killed = _weights(tmp_path / "killed" / "training_state.safetensors")
+    assert all(torch.equal(full[k], killed[k]) for k in full)
+
+
+def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(tmp_path, small_corpus):
+    out = tmp_path / "m"
+    proc = _spawn_training(tiny_train_args(small_corpus, out, "--epochs", "1000", "--checkpoint-every",
+                                           "1000000", "--eval-every", "5"))
+    _wait_for(out / "metrics.jsonl", proc)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Traceback" not in err
+    assert "--resume" in err.strip().splitlines()[-1]
+    assert (out / "training_state.safetensors").exists()
+
+
+def test_generate_is_seeded_streams_and_stops(trained_model, capsys):
+    assert main(["generate", str(trained_model), "--prompt", "The", "--length", "40", "--seed", "1"]) == 0
+    first = capsys.readouterr().out
+    assert main(["generate", str(trained_model), "--prompt", "The", "--length", "40", "--seed", "1"]) == 0
+    assert capsys.readouterr().out == first
+    assert first.startswith("The") and len(first.rstrip("\n")) == 3 + 40
+    assert main(["generate", str(trained_model), "--prompt", "The", "--length", "300", "--seed", "2",
+                 "--stop", " "]) == 0
+    stopped = capsys.readouterr().out.rstrip("\n")
+    assert stopped.endswith(" ") and stopped[3:-1].count(" ") == 0
+
+
+def test_generate_json_gives_per_token_logprobs_and_batches(trained_model, capsys):
+    assert main(["generate", str(trained_model), "--prompt", "Mowgli", "--length", "12",
+                 "--num-samples", "3", "--seed", "4", "--json", "--top-k", "5", "--top-p", "0.9"]) == 0
+    samples = json.loads(capsys.readouterr().out)
+    assert len(samples) == 3
+    for s in samples:
+        assert s["text"].startswith("Mowgli") and len(s["tokens"]) == 12
+        assert all(t["logprob"] <= 0 for t in s["tokens"])
+        assert s["total_logprob"] == pytest.approx(sum(t["logprob"] for t in s["tokens"]))
+        assert "".join(t["token"] for t in s["tokens"]) == s["continuation"]
+
+
+def test_greedy_generation_is_deterministic_without_seed(trained_model):
+    lm = rnnlab.load(trained_model)
+    assert lm.generate("The ", length=30, temperature=0) == lm.generate("The ", length=30, temperature=0)
+
+
+def test_stateful_decoding_matches_full_recompute(trained_model):
+    """Log-probabilities from one-step-per-token decoding equal those of re-reading the whole text."""
+    lm = rnnlab.load(trained_model)
+    sample = lm.sample("Mowgli", length=25, seed=3, temperature=1.0)[0]
+    ids = lm.tokenizer.encode("Mowgli" + sample.continuation)
+    with torch.inference_mode():
+        logits, _ = lm.model(torch.tensor([ids]))
+    logprobs = torch.log_softmax(logits[0], -1)
+    n_prompt = len(lm.tokenizer.encode("Mowgli"))
+    recomputed = [float(logprobs[n_prompt - 1 + i, ids[n_prompt + i]]) for i in range(25)]
+    assert recomputed == pytest.approx(sample.logprobs, abs=1e-4)
+
+
+def test_unknown_prompt_characters_error_or_replace(trained_model, capsys):
+    assert main(["generate", str(trained_model), "--prompt", "Mowgli ☃", "--length", "5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'☃'" in err and "--unknown replace" in err
+    assert main(["generate", str(trained_model), "--prompt", "Mowgli ☃", "--length", "5", "--unknown",
+                 "replace", "--seed", "0"]) == 0
+
+
+def test_evaluate_counts_unknown_characters(trained_model, tmp_path, capsys):
+    text = tmp_path / "other.txt"
+    text.write_text("Mowgli and Baloo went to the river. ☃☃ Zebra!\n", encoding="utf-8")
+    assert main(["evaluate", str(trained_model), str(text), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["unknown"] >= 2 and "☃" in metrics["unknown_kinds"]
+    assert metrics["bpc"] == pytest.approx(metrics["loss"] / 0.6931471805599453 * metrics["tokens"]
+                                           / metrics["tokens"], rel=1e-3)
+
+
+def test_info_shows_configuration_parameters_and_metrics(trained_model, capsys):
+    assert main(["info", str(trained_model)]) == 0
+    out = capsys.readouterr().out
+    assert "lstm x 1 layer(s), hidden 48" in out and "total" in out and "best metrics" in out
+    assert main(["info", str(trained_model), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    V = info["tokenizer"]["vocab_size"]
+    # embedding V*16, LSTM 4*48*(16+48) + 2*4*48 biases, decoder 48*V + V
+    assert info["parameters"]["total"] == V * 16 + 4 * 48 * (16 + 48) + 8 * 48 + 48 * V + V
+    assert info["keras_parameters"]["total"] == info["parameters"]["total"] - 4 * 48
+
+
+def test_api_train_and_generate(tmp_path, small_corpus):
+    lines = []
+    lm = rnnlab.train(small_corpus, tmp_path / "api", hidden_size=32, layers=1, embedding_size=8,
+                      seq_len=16, batch_size=4, max_steps=30, sample_every=0, log=lines.append,
+                      progress=False)
+    assert any("val loss" in line for line in lines)
+    text = lm.generate("Mow", length=10, seed=0)
+    assert isinstance(text, str) and text.startswith("Mow") and len(text) == 13
+    assert len(lm.generate("Mow", length=5, num_samples=2, seed=0)) == 2
