@@ -17,7 +17,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/rnnlab demo
+	$(BIN)/rnnlab demo --data-dir ../shared/data
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
