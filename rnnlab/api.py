@@ -463,11 +463,12 @@ class LanguageModel:
         return texts[0] if len(texts) == 1 else texts
 
     # -- scoring
-    def evaluate(self, source: str | os.PathLike, *, is_text: bool = False,
-                 batch_size: int = 16, seq_len: int = 256) -> dict[str, Any]:
+    def evaluate(self, source: str | os.PathLike, *, is_text: bool = False, batch_size: int = 16,
+                 seq_len: int = 256, dynamic: bool = False, dynamic_lr: float = 1e-4) -> dict[str, Any]:
         """Loss (nats/token), perplexity, bits per character and accuracy on a text file (or text).
 
         Characters or words the model never saw count as <unk>; how many is reported as `unknown`.
+        `dynamic` scores the text with dynamic evaluation (each segment scored, then learned from).
         """
         if is_text:
             text = str(source)
@@ -484,6 +485,14 @@ class LanguageModel:
         train = self.configs.get("train")
         if train is not None and train.objective == "prefixes":
             metrics = _evaluate_prefixes(self.model, _encode_lines(self.tokenizer, text), self.device)
+        elif dynamic:
+            if self.model.config.output != "sequence":
+                raise ConfigError("--dynamic works with sequence-objective models only")
+            if dynamic_lr <= 0:
+                raise ConfigError(f"--dynamic-lr must be positive (got {dynamic_lr})")
+            from rnnlab.training.dynamic_eval import evaluate_dynamic
+
+            metrics = evaluate_dynamic(self.model, ids, len(text) / ids.numel(), self.device, lr=dynamic_lr)
         else:
             window = train.window if train is not None and train.objective == "window" else None
             metrics = evaluate_ids(self.model, ids, len(text) / ids.numel(), self.device,

@@ -158,7 +158,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from rnnlab import api
 
-    metrics = api.load(args.model).evaluate(args.file)
+    metrics = api.load(args.model).evaluate(args.file, dynamic=args.dynamic, dynamic_lr=args.dynamic_lr)
     if args.json:
         print(json.dumps(metrics, ensure_ascii=False))
         return 0
@@ -263,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model directory, or 'default'")
     p.add_argument("file")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--dynamic", action="store_true",
+                   help="dynamic evaluation: score each segment, then adapt to it (Krause et al. 2018)")
+    p.add_argument("--dynamic-lr", type=float, default=1e-4, dest="dynamic_lr")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("info", help="configuration, parameter counts, corpus facts and metrics of a model")

@@ -231,3 +231,17 @@ def test_api_train_and_generate(tmp_path, small_corpus):
     text = lm.generate("Mow", length=10, seed=0)
     assert isinstance(text, str) and text.startswith("Mow") and len(text) == 13
     assert len(lm.generate("Mow", length=5, num_samples=2, seed=0)) == 2
+
+
+def test_dynamic_evaluation_adapts_to_the_text_and_leaves_the_model_alone(trained_model, capsys):
+    lm = rnnlab.load(trained_model)
+    before = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    text = "Akela the grey wolf led the pack at the council rock. " * 30
+    static = lm.evaluate(text, is_text=True)
+    dynamic = lm.evaluate(text, is_text=True, dynamic=True, dynamic_lr=0.1)
+    # Every token is scored before the model learns from it; repetition makes adaptation pay.
+    assert dynamic["tokens"] == static["tokens"]
+    assert dynamic["loss"] < static["loss"] - 0.1
+    assert all(torch.equal(before[k], v) for k, v in lm.model.state_dict().items())
+    assert main(["evaluate", str(trained_model), __file__, "--dynamic", "--dynamic-lr", "-1"]) == 2
+    assert "--dynamic-lr" in capsys.readouterr().err
