@@ -7,7 +7,6 @@ character model trained once per session (a few seconds on one thread).
 from __future__ import annotations
 
 import ast
-import contextlib
 import io
 import os
 import re
@@ -17,56 +16,16 @@ from pathlib import Path
 import pexpect
 import pytest
 import torch
+from conftest import single_thread as _single_thread
 
 import rnnlab
 from rnnlab.config import ModelConfig, SampleConfig
-from rnnlab.data.corpus import read_corpus
 from rnnlab.errors import ConfigError, VocabularyError
 from rnnlab.generation.decoder import prime
 from rnnlab.interactive import Session, apply_setting, parse_line, run_interactive
 from rnnlab.models.rnn_lm import RNNLanguageModel
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-@contextlib.contextmanager
-def _single_thread():
-    """Two cores, one busy: a second torch thread only slows tiny models down."""
-    before, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = "1"
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-        if env is None:
-            os.environ.pop("OMP_NUM_THREADS", None)
-        else:
-            os.environ["OMP_NUM_THREADS"] = env
-
-
-def _tiny_model(tmp_path_factory, level: str) -> Path:
-    """A tiny model on 20,000 characters of the Jungle Book, trained once per session (shared by files)."""
-    base = tmp_path_factory.getbasetemp()
-    out = base / f"tiny-{level}-model"
-    if not (out / "summary.json").is_file():
-        text = base / "jungle-20k.txt"
-        text.write_text(read_corpus(DATA / "jungle-book.txt")[:20_000], encoding="utf-8")
-        with _single_thread():
-            rnnlab.train(text, out, overwrite=True, level=level, hidden_size=48, embedding_size=16,
-                         seq_len=64, batch_size=16, max_steps=40, epochs=None, lr=1e-2, warmup_steps=5,
-                         sample_every=0, seed=0, progress=False)
-    return out
-
-
-@pytest.fixture(scope="session")
-def char_model_dir(tmp_path_factory) -> Path:
-    return _tiny_model(tmp_path_factory, "char")
-
-
-@pytest.fixture(scope="session")
-def word_model_dir(tmp_path_factory) -> Path:
-    return _tiny_model(tmp_path_factory, "word")
 
 
 @pytest.fixture(autouse=True)

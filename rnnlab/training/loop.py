@@ -154,10 +154,12 @@ def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]
                 if config.max_steps is not None and step >= config.max_steps:
                     stopped = "max_steps"
                     break
-                if budget_s is not None and time.monotonic() - started >= budget_s:
+                # --max-time counts the whole run, resumed or not, like --max-steps.
+                spent = elapsed_before + time.monotonic() - started
+                if budget_s is not None and spent >= budget_s:
                     stopped = "max_time"
                     break
-                progress = (time.monotonic() - started) / budget_s if budget_s else None
+                progress = spent / budget_s if budget_s else None
                 schedule.apply(optimizer, step, progress)
                 tick = time.perf_counter()
                 loss, carry, correct = batch_loss(net, batch, carry, device)
