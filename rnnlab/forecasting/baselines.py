@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.errors import ConfigError, DataError, RnnlabError
+from rnnlab.errors import ConfigError, DataError, ModelDirError, RnnlabError
 from rnnlab.forecasting.backtest import backtest_method
 from rnnlab.forecasting.base import read_config, read_series, write_config, write_series
 from rnnlab.forecasting.forecast import Forecast
@@ -44,7 +44,8 @@ def _check_levels(levels: Any) -> tuple[int, ...]:
 
 
 class _Local:
-    """Shared state of the local baselines (composition helper, not a public base class)."""
+    """What the local baselines share (a private helper class one level deep, not a public base class:
+    the interface itself is the `Forecaster` protocol)."""
 
     kind = ""
 
@@ -109,6 +110,14 @@ class _Local:
         directory = Path(directory)
         write_series(directory, self.series)
         write_config(directory, self.kind, self.settings(), self.series)
+
+    @classmethod
+    def load(cls, directory: str | Path):
+        """The fitted forecaster saved in `directory` (it must hold this kind of model)."""
+        forecaster = load_baseline(directory)
+        if not isinstance(forecaster, cls):
+            raise ModelDirError(f"{directory} holds a model of kind {forecaster.kind!r}, not a {cls.__name__}")
+        return forecaster
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.settings().items())})"

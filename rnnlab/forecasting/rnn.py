@@ -121,7 +121,9 @@ class RNNForecaster:
         steps = 1 if config.recursive else config.horizon
         windows = make_windows(values, past, future, config.lookback, steps)
         origins = np.arange(config.lookback, len(series) - steps + 1)
-        in_val = origins >= len(series) - config.val_size if config.val_size else np.zeros(len(origins), bool)
+        # The last val_size points validate: every window whose target reaches into them (val_size windows,
+        # not one, so early stopping follows an average), and no training window's target touches them.
+        in_val = origins > len(series) - config.val_size - steps if config.val_size else np.zeros(len(origins), bool)
         train = windows.subset(torch.from_numpy(np.flatnonzero(~in_val)))
         val = windows.subset(torch.from_numpy(np.flatnonzero(in_val))) if in_val.any() else None
         if directory is not None:

@@ -3,7 +3,7 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from rnnlab.errors import ConfigError
+from rnnlab.errors import ConfigError, ModelDirError
 from rnnlab.forecasting.backtest import backtest
 from rnnlab.forecasting.base import Forecaster
 from rnnlab.forecasting.baselines import (
@@ -68,6 +68,9 @@ def test_auto_arima_holdout_matches_the_reference_level(tmp_path):
     fitted.save(tmp_path / "arima")
     loaded = load_forecaster(tmp_path / "arima")
     np.testing.assert_allclose(loaded.predict().values, fitted.predict().values)
+    assert StatsForecastForecaster.load(tmp_path / "arima").model == "auto-arima"
+    with pytest.raises(ModelDirError, match="holds a model of kind 'auto-arima', not a NaiveForecaster"):
+        NaiveForecaster.load(tmp_path / "arima")
 
 
 def test_baseline_settings_are_checked():

@@ -147,3 +147,25 @@ def test_missing_or_corrupt_model_dir(tmp_path, sine):
     (tmp_path / "m" / "config.json").write_text("{not json")
     with pytest.raises(ModelDirError, match="not valid JSON"):
         load_forecaster(tmp_path / "m")
+
+
+def test_backtest_with_and_without_refit(sine):
+    series = from_array(sine(72))
+    model = RNNForecaster(horizon=4, lookback=12, **TINY)
+    fits = []
+    original_fit = RNNForecaster.fit
+
+    def counting_fit(self, *args, **kwargs):
+        fits.append(1)
+        return original_fit(self, *args, **kwargs)
+
+    RNNForecaster.fit = counting_fit
+    try:
+        refit = model.backtest(series, origins=3)
+        once = model.backtest(series, origins=3, refit=False)
+    finally:
+        RNNForecaster.fit = original_fit
+    assert len(fits) == 4  # three refits, then one fit conditioned on longer histories
+    assert len(refit.metrics) == len(once.metrics) == 3
+    assert not model.networks  # backtest fits clones, never the forecaster it was given
+    assert {"mase", "coverage_95", "msis_80"} <= set(once.summary)
