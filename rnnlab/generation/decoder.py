@@ -55,6 +55,9 @@ def decode(model, prompt_ids: Sequence[int], config: SampleConfig, device="cpu",
     chain = build_chain(config)
     greedy = is_greedy(config)
     ban = torch.tensor(sorted(set(banned)), dtype=torch.long, device=device)
+    ban_bias = None
+    if ban.numel():
+        ban_bias = torch.zeros(logits.shape[-1], device=device).index_fill(0, ban, float("-inf"))
     tokens = torch.empty(config.length, batch, dtype=torch.long, device=device)
     logprobs = torch.empty(config.length, batch, device=device)
     lengths = [config.length] * batch
@@ -62,7 +65,7 @@ def decode(model, prompt_ids: Sequence[int], config: SampleConfig, device="cpu",
     steps = 0
     for t in range(config.length):
         logits = logits.float()
-        allowed = logits.index_fill(1, ban, float("-inf")) if ban.numel() else logits
+        allowed = logits + ban_bias if ban_bias is not None else logits
         choice = next_token(allowed, chain, greedy, generator)  # [B]
         tokens[t] = choice
         # The model's own log-probability of the choice, before bans and sampling transforms.

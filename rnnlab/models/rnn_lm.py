@@ -80,7 +80,11 @@ class RNNLanguageModel(nn.Module):
         `lengths` [B] marks right-padded rows (prefix objective): padding never reaches the state that
         predicts, as Keras' masking promises, and the last real position of each row is read.
         """
-        x = self.dropout(self.embed(ids))
+        # Dropout is skipped outright in eval mode: generation calls this once per token.
+        drop = self.training and self.config.dropout > 0
+        x = self.embed(ids)
+        if drop:
+            x = self.dropout(x)
         if lengths is not None and isinstance(self.rnn, nn.RNNBase):
             packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True,
                                                        enforce_sorted=False)
@@ -95,7 +99,8 @@ class RNNLanguageModel(nn.Module):
             out, state = self.rnn(x, state)  # [B, T, H * directions]
         if self.config.output == "last":
             out = self._last_positions(out, lengths)  # [B, H * directions]
-        out = self.dropout(out)
+        if drop:
+            out = self.dropout(out)
         if self.projection is not None:
             out = self.projection(out)
         return self.decoder(out), state
