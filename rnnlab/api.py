@@ -464,7 +464,7 @@ class LanguageModel:
 
     # -- scoring
     def evaluate(self, source: str | os.PathLike, *, is_text: bool = False, batch_size: int = 16,
-                 seq_len: int = 256, dynamic: bool = False, dynamic_lr: float = 1e-4) -> dict[str, Any]:
+                 seq_len: int = 256, dynamic: bool = False, dynamic_lr: float = 0.1) -> dict[str, Any]:
         """Loss (nats/token), perplexity, bits per character and accuracy on a text file (or text).
 
         Characters or words the model never saw count as <unk>; how many is reported as `unknown`.

@@ -265,7 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--dynamic", action="store_true",
                    help="dynamic evaluation: score each segment, then adapt to it (Krause et al. 2018)")
-    p.add_argument("--dynamic-lr", type=float, default=1e-4, dest="dynamic_lr")
+    p.add_argument("--dynamic-lr", type=float, default=0.1, dest="dynamic_lr",
+                   help="SGD step of dynamic evaluation (default 0.1, chosen on the default model's validation slice)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("info", help="configuration, parameter counts, corpus facts and metrics of a model")

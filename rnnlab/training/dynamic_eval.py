@@ -18,7 +18,7 @@ from rnnlab.training.metrics import summarize
 
 
 def evaluate_dynamic(model, ids: torch.Tensor, chars_per_token: float, device: torch.device,
-                     seq_len: int = 64, lr: float = 1e-4, decay: float = 0.0) -> dict[str, float]:
+                     seq_len: int = 64, lr: float = 0.1, decay: float = 0.0) -> dict[str, float]:
     """Score `ids` with dynamic evaluation; `lr` is the SGD step size, `decay` pulls the weights back
     towards the trained ones each step (0 = none)."""
     adapted = copy.deepcopy(model).to(device)
