@@ -393,7 +393,9 @@ class LanguageModel:
             return self._sample_windowed(prompt, config, on_text)
         prompt_ids, prompt_text = self._prompt_ids(prompt, config.unknown)
         context = prompt_ids if prompt_text else []
-        streams = [_TextStream(self.tokenizer, context, config.stop) for _ in range(config.num_samples)]
+        table = [self.tokenizer.token_text(i) for i in range(self.tokenizer.vocab_size)] \
+            if self.tokenizer.kind == "char" else None
+        streams = [_TextStream(self.tokenizer, context, config.stop, table) for _ in range(config.num_samples)]
 
         def is_stopped(row: int, token: int) -> bool:
             stream = streams[row]
@@ -539,9 +541,12 @@ class LanguageModel:
 class _TextStream:
     """Turns one row's token ids into text incrementally and watches for the stop string."""
 
-    def __init__(self, tokenizer: Tokenizer, context: list[int], stop: str | None):
+    def __init__(self, tokenizer: Tokenizer, context: list[int], stop: str | None,
+                 table: list[str] | None = None):
         self.tokenizer = tokenizer
-        self.fast = tokenizer.kind == "char"
+        # Char tokens map one-to-one to text: a lookup table (shared by the rows) spares a call per token.
+        self.table = table
+        self.fast = table is not None
         self.context = list(context)
         self.prefix = "" if self.fast else tokenizer.decode(self.context)
         self.ids: list[int] = []
@@ -552,7 +557,7 @@ class _TextStream:
     def push(self, token: int) -> str:
         self.ids.append(token)
         if self.fast:
-            piece = self.tokenizer.token_text(token)
+            piece = self.table[token]
         else:
             full = self.tokenizer.decode(self.context + self.ids)[len(self.prefix):]
             piece = full[len(self.text):]
