@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from rnnlab.config import CELLS, _flag, _JsonMixin, _need, _one_of
+from rnnlab.config import CELLS, JsonConfig, flag_field, require, require_one_of
 
 FORECAST_CELLS = (*CELLS, "rnn")  # "rnn" is rnn_tanh, the SimpleRNN of the tutorials
 SCALERS = ("standard", "minmax", "robust", "none")
@@ -33,13 +33,13 @@ def parse_levels(text: str | tuple | list) -> tuple[int, ...]:
             raise ConfigError(f"--intervals must be integer percentages like 80,95 (got {item!r})") from None
         levels.append(level)
     levels = sorted(set(levels))
-    _need(bool(levels) and all(0 < x < 100 for x in levels), "--intervals",
+    require(bool(levels) and all(0 < x < 100 for x in levels), "--intervals",
           f"levels must lie strictly between 0 and 100 (got {text!r})")
     return tuple(levels)
 
 
 @dataclass(frozen=True)
-class ForecastConfig(_JsonMixin):
+class ForecastConfig(JsonConfig):
     """The recurrent forecaster: transforms, network, head and training.
 
     Data flow (one window):  level history [L, D] -> log -> scaler (fitted on the training range) ->
@@ -47,64 +47,64 @@ class ForecastConfig(_JsonMixin):
     one-step head rolled out recursively -> re-integrated -> inverse of every transform on output.
     """
 
-    horizon: int = field(default=1, metadata=_flag("--horizon"))
-    lookback: int | None = field(default=None, metadata=_flag("--lookback"))  # None: derived at fit
-    cell: str = field(default="lstm", metadata=_flag("--cell"))
-    hidden_size: int = field(default=32, metadata=_flag("--hidden"))
-    layers: int = field(default=1, metadata=_flag("--layers"))
-    dropout: float = field(default=0.0, metadata=_flag("--dropout"))
-    highway: bool = field(default=False, metadata=_flag("--highway"))  # linear skip from inputs to outputs
-    scaler: str = field(default="robust", metadata=_flag("--scaler"))
-    log: bool = field(default=False, metadata=_flag("--log"))
-    diff: tuple[int, ...] = field(default=(), metadata=_flag("--diff"))
-    window_norm: str = field(default="none", metadata=_flag("--window-norm"))
-    recursive: bool = field(default=False, metadata=_flag("--recursive"))
-    head: str = field(default="quantile", metadata=_flag("--head"))
-    intervals: tuple[int, ...] = field(default=(80, 95), metadata=_flag("--intervals"))
-    ensemble: int = field(default=1, metadata=_flag("--ensemble"))
-    combine: str = field(default="median", metadata=_flag("--combine"))
-    epochs: int = field(default=300, metadata=_flag("--epochs"))
-    batch_size: int = field(default=32, metadata=_flag("--batch-size"))
-    lr: float = field(default=3e-3, metadata=_flag("--lr"))
-    weight_decay: float = field(default=1e-2, metadata=_flag("--weight-decay"))
-    clip: float = field(default=1.0, metadata=_flag("--clip"))
-    patience: int | None = field(default=30, metadata=_flag("--patience"))
-    val_size: int | None = field(default=None, metadata=_flag("--val-size"))  # None: derived at fit
-    seed: int = field(default=0, metadata=_flag("--seed"))
-    samples: int = field(default=200, metadata=_flag("--samples"))  # recursive mode: simulated paths
-    checkpoint_every: int = field(default=10, metadata=_flag("--checkpoint-every"))  # epochs
-    device: str = field(default="cpu", metadata=_flag("--device"))
-    threads: int | None = field(default=1, metadata=_flag("--threads"))  # small networks run fastest on one
+    horizon: int = field(default=1, metadata=flag_field("--horizon"))
+    lookback: int | None = field(default=None, metadata=flag_field("--lookback"))  # None: derived at fit
+    cell: str = field(default="lstm", metadata=flag_field("--cell"))
+    hidden_size: int = field(default=32, metadata=flag_field("--hidden"))
+    layers: int = field(default=1, metadata=flag_field("--layers"))
+    dropout: float = field(default=0.0, metadata=flag_field("--dropout"))
+    highway: bool = field(default=False, metadata=flag_field("--highway"))  # linear skip from inputs to outputs
+    scaler: str = field(default="robust", metadata=flag_field("--scaler"))
+    log: bool = field(default=False, metadata=flag_field("--log"))
+    diff: tuple[int, ...] = field(default=(), metadata=flag_field("--diff"))
+    window_norm: str = field(default="none", metadata=flag_field("--window-norm"))
+    recursive: bool = field(default=False, metadata=flag_field("--recursive"))
+    head: str = field(default="quantile", metadata=flag_field("--head"))
+    intervals: tuple[int, ...] = field(default=(80, 95), metadata=flag_field("--intervals"))
+    ensemble: int = field(default=1, metadata=flag_field("--ensemble"))
+    combine: str = field(default="median", metadata=flag_field("--combine"))
+    epochs: int = field(default=300, metadata=flag_field("--epochs"))
+    batch_size: int = field(default=32, metadata=flag_field("--batch-size"))
+    lr: float = field(default=3e-3, metadata=flag_field("--lr"))
+    weight_decay: float = field(default=1e-2, metadata=flag_field("--weight-decay"))
+    clip: float = field(default=1.0, metadata=flag_field("--clip"))
+    patience: int | None = field(default=30, metadata=flag_field("--patience"))
+    val_size: int | None = field(default=None, metadata=flag_field("--val-size"))  # None: derived at fit
+    seed: int = field(default=0, metadata=flag_field("--seed"))
+    samples: int = field(default=200, metadata=flag_field("--samples"))  # recursive mode: simulated paths
+    checkpoint_every: int = field(default=10, metadata=flag_field("--checkpoint-every"))  # epochs
+    device: str = field(default="cpu", metadata=flag_field("--device"))
+    threads: int | None = field(default=1, metadata=flag_field("--threads"))  # small networks run fastest on one
 
 
     def __post_init__(self) -> None:
-        _need(isinstance(self.horizon, int) and self.horizon >= 1, "--horizon",
+        require(isinstance(self.horizon, int) and self.horizon >= 1, "--horizon",
               f"must be a positive number of steps (got {self.horizon})")
-        _need(self.lookback is None or self.lookback >= 1, "--lookback", f"must be at least 1 (got {self.lookback})")
-        _one_of(self.cell, FORECAST_CELLS, "--cell")
-        _need(self.hidden_size >= 1, "--hidden", f"must be at least 1 (got {self.hidden_size})")
-        _need(self.layers >= 1, "--layers", f"must be at least 1 (got {self.layers})")
-        _need(0.0 <= self.dropout < 1.0, "--dropout", f"must be in [0, 1) (got {self.dropout})")
-        _one_of(self.scaler, SCALERS, "--scaler")
-        _need(all((isinstance(d, int) and d >= 1) or d == "season" for d in self.diff), "--diff",
+        require(self.lookback is None or self.lookback >= 1, "--lookback", f"must be at least 1 (got {self.lookback})")
+        require_one_of(self.cell, FORECAST_CELLS, "--cell")
+        require(self.hidden_size >= 1, "--hidden", f"must be at least 1 (got {self.hidden_size})")
+        require(self.layers >= 1, "--layers", f"must be at least 1 (got {self.layers})")
+        require(0.0 <= self.dropout < 1.0, "--dropout", f"must be in [0, 1) (got {self.dropout})")
+        require_one_of(self.scaler, SCALERS, "--scaler")
+        require(all((isinstance(d, int) and d >= 1) or d == "season" for d in self.diff), "--diff",
               f"lags must be positive integers or 'season' (got {self.diff})")
-        _one_of(self.window_norm, WINDOW_NORMS, "--window-norm")
-        _one_of(self.head, HEADS, "--head")
-        _need(bool(self.intervals) and all(0 < x < 100 for x in self.intervals), "--intervals",
+        require_one_of(self.window_norm, WINDOW_NORMS, "--window-norm")
+        require_one_of(self.head, HEADS, "--head")
+        require(bool(self.intervals) and all(0 < x < 100 for x in self.intervals), "--intervals",
               f"levels must lie strictly between 0 and 100 (got {self.intervals})")
-        _need(list(self.intervals) == sorted(set(self.intervals)), "--intervals", "must be increasing and distinct")
-        _need(self.ensemble >= 1, "--ensemble", f"must be at least 1 (got {self.ensemble})")
-        _one_of(self.combine, COMBINES, "--combine")
-        _need(self.epochs >= 1, "--epochs", f"must be at least 1 (got {self.epochs})")
-        _need(self.batch_size >= 1, "--batch-size", f"must be at least 1 (got {self.batch_size})")
-        _need(self.lr > 0 and math.isfinite(self.lr), "--lr", f"must be positive (got {self.lr})")
-        _need(self.weight_decay >= 0, "--weight-decay", "must not be negative")
-        _need(self.clip >= 0, "--clip", "must not be negative (0 turns clipping off)")
-        _need(self.patience is None or self.patience >= 1, "--patience", "must be at least 1")
-        _need(self.val_size is None or self.val_size >= 0, "--val-size", "must not be negative")
-        _need(self.samples >= 10, "--samples", f"must be at least 10 (got {self.samples})")
-        _need(self.checkpoint_every >= 1, "--checkpoint-every", "must be at least 1")
-        _need(self.threads is None or self.threads >= 1, "--threads", "must be at least 1")
+        require(list(self.intervals) == sorted(set(self.intervals)), "--intervals", "must be increasing and distinct")
+        require(self.ensemble >= 1, "--ensemble", f"must be at least 1 (got {self.ensemble})")
+        require_one_of(self.combine, COMBINES, "--combine")
+        require(self.epochs >= 1, "--epochs", f"must be at least 1 (got {self.epochs})")
+        require(self.batch_size >= 1, "--batch-size", f"must be at least 1 (got {self.batch_size})")
+        require(self.lr > 0 and math.isfinite(self.lr), "--lr", f"must be positive (got {self.lr})")
+        require(self.weight_decay >= 0, "--weight-decay", "must not be negative")
+        require(self.clip >= 0, "--clip", "must not be negative (0 turns clipping off)")
+        require(self.patience is None or self.patience >= 1, "--patience", "must be at least 1")
+        require(self.val_size is None or self.val_size >= 0, "--val-size", "must not be negative")
+        require(self.samples >= 10, "--samples", f"must be at least 10 (got {self.samples})")
+        require(self.checkpoint_every >= 1, "--checkpoint-every", "must be at least 1")
+        require(self.threads is None or self.threads >= 1, "--threads", "must be at least 1")
 
     @property
     def quantiles(self) -> tuple[float, ...]:
