@@ -404,13 +404,27 @@ class LanguageModel:
                 on_text(piece)
             return stream.stopped
 
-        samples, _ = decode(self.model, prompt_ids, config, self.device, is_stopped=is_stopped,
+        def stream_first_row(choice: torch.Tensor) -> None:
+            piece = streams[0].push(int(choice[0]))
+            if piece:
+                on_text(piece)
+
+        # Rows are followed token by token only when a stop string needs watching; otherwise their text
+        # is made once at the end (and only row 0 streams), which keeps batched sampling cheap.
+        watch = config.stop is not None
+        samples, _ = decode(self.model, prompt_ids, config, self.device,
+                            is_stopped=is_stopped if watch else None,
+                            on_tokens=stream_first_row if (on_text is not None and not watch) else None,
                             banned=self.banned_ids)
         out = []
-        for sample, stream in zip(samples, streams):
-            continuation = stream.text
+        for row, (sample, stream) in enumerate(zip(samples, streams)):
+            if watch or (row == 0 and on_text is not None):
+                continuation = stream.text
+            else:
+                continuation = stream.text_of(sample.ids)
             out.append(Generation(text=prompt_text + continuation, continuation=continuation,
-                                  tokens=[self.tokenizer.token_text(i) for i in sample.ids],
+                                  tokens=[table[i] for i in sample.ids] if table is not None else
+                                  [self.tokenizer.token_text(i) for i in sample.ids],
                                   logprobs=sample.logprobs, stopped=sample.stopped))
         return out
 
@@ -553,6 +567,12 @@ class _TextStream:
         self.text = ""
         self.stop = stop
         self.stopped = False
+
+    def text_of(self, ids: list[int]) -> str:
+        """The continuation text of a whole row of new ids at once."""
+        if self.fast:
+            return "".join(self.table[i] for i in ids)
+        return self.tokenizer.decode(self.context + list(ids))[len(self.prefix):]
 
     def push(self, token: int) -> str:
         self.ids.append(token)
