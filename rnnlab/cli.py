@@ -231,8 +231,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
                        hidden_size=256, layers=2, embedding_size=64, dropout=0.1, batch_size=32, seq_len=100,
                        max_time=args.minutes, epochs=None, eval_every=200, sample_every=0, log=_err)
     for temperature in (0.5, 0.9):
-        print(f"=== prompt 'Mowgli', temperature {temperature} ===")
-        print(lm.generate("Mowgli", length=300, temperature=temperature, seed=1))
+        samples = lm.sample("Mowgli", length=250, temperature=temperature, num_samples=2, seed=1)
+        for i, sample in enumerate(samples, 1):
+            print(f"=== prompt 'Mowgli', temperature {temperature}, sample {i} ===")
+            print(sample.text)
     return 0
 
 
