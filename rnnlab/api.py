@@ -35,7 +35,7 @@ from rnnlab.training import checkpoint as ckpt
 from rnnlab.training import distributed
 from rnnlab.training.loop import Hooks, RunResult
 from rnnlab.training.loop import train as run_loop
-from rnnlab.training.metrics import evaluate_ids
+from rnnlab.training.metrics import evaluate_ids, evaluate_prefixes
 from rnnlab.training.seeding import pick_device, seed_everything
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "pretrained" / "default"
@@ -261,16 +261,7 @@ def _check_objective(model: ModelConfig, train: TrainConfig) -> None:
 
 
 def _evaluate_prefixes(model, lines, device) -> dict[str, Any]:
-    inputs, lengths, targets = batching.line_prefixes(lines)
-    model.eval()
-    with torch.inference_mode():
-        logits, _ = model(inputs.to(device), None, lengths)
-        loss = torch.nn.functional.cross_entropy(logits.float(), targets.to(device), reduction="sum")
-        correct = int((logits.argmax(-1) == targets.to(device)).sum())
-    model.train()
-    from rnnlab.training.metrics import summarize
-    n = targets.numel()
-    return summarize(float(loss), n, correct, n)
+    return evaluate_prefixes(model, *batching.line_prefixes(lines), device)
 
 
 def _format_eval(r: dict[str, Any]) -> str:

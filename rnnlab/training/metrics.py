@@ -81,14 +81,26 @@ def _score(model, inputs, targets, state, device, totals):
 def _evaluate_windows(model, ids, chars_per_token, device, window, batch_size):
     starts = torch.arange(0, ids.numel() - window)
     offsets = torch.arange(window)
-    total, count, correct = 0.0, 0, 0
+    totals = [0.0, 0, 0]  # nats, tokens, correct
     for lo in range(0, starts.numel(), batch_size):
         s = starts[lo:lo + batch_size]
-        x = ids[s[:, None] + offsets].to(device)
-        y = ids[s + window].to(device)
-        logits, _ = model(x)
-        total += float(F.cross_entropy(logits.float(), y, reduction="sum"))
-        correct += int((logits.argmax(-1) == y).sum())
-        count += y.numel()
+        _score(model, ids[s[:, None] + offsets], ids[s + window], None, device, totals)
+    total, count, correct = totals
     return summarize(total, count, correct, count * chars_per_token)
 
+
+@torch.inference_mode()
+def evaluate_prefixes(model, inputs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,
+                      device: torch.device) -> dict[str, float]:
+    """Score right-padded prefix rows (the prefix objective); one token each, counted as one character."""
+    was_training = model.training
+    model.eval()
+    try:
+        logits, _ = model(inputs.to(device), None, lengths)
+        y = targets.to(device)
+        total = float(F.cross_entropy(logits.float(), y, reduction="sum"))
+        correct = int((logits.argmax(-1) == y).sum())
+    finally:
+        model.train(was_training)
+    n = targets.numel()
+    return summarize(total, n, correct, n)
