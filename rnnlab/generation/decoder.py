@@ -4,6 +4,11 @@ No window is ever re-read: each step feeds the single token just chosen together
 state, so a token costs one recurrent step whatever the length of the text so far. Rows of a batch
 sample independently and stop independently (on a stop string or the length), and every chosen token's
 log-probability under the model (before any transform) is recorded.
+
+The prompt is one call of the model's fused forward; the steps after it go through a `Stepper`
+(stepper.py: the cell equations on preallocated buffers, for the models it covers, else the model's own
+forward) and a `TokenSampler` (sampler.py: the transform chain with few ops and noise drawn ahead), so
+the per-token loop costs little beyond the arithmetic. Neither changes which tokens a seed gives.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from dataclasses import dataclass, field
 import torch
 
 from rnnlab.config import SampleConfig
-from rnnlab.generation.transforms import build_chain, is_greedy, next_token
+from rnnlab.generation.sampler import TokenSampler
+from rnnlab.generation.stepper import make_stepper
 
 
 @dataclass
@@ -40,8 +46,9 @@ def decode(model, prompt_ids: Sequence[int], config: SampleConfig, device="cpu",
     """Generate `config.length` tokens for `config.num_samples` rows after `prompt_ids`.
 
     `on_tokens(ids[B])` is called after each step (streaming); `is_stopped(row, token_id)` is told each
-    row's new token and answers whether that row has now produced its stop string. Passing `state` and `logits` continues from an earlier call
-    (interactive sessions) instead of priming. Returns the samples and the final state.
+    row's new token and answers whether that row has now produced its stop string. Passing `state` and
+    `logits` continues from an earlier call (interactive sessions) instead of priming. Returns the
+    samples and (the final state, the next-token logits), the state in the model's own format.
     """
     model.eval()
     batch = config.num_samples
@@ -52,24 +59,22 @@ def decode(model, prompt_ids: Sequence[int], config: SampleConfig, device="cpu",
         generator.manual_seed(config.seed)
     else:
         generator.seed()
-    chain = build_chain(config)
-    greedy = is_greedy(config)
-    ban = torch.tensor(sorted(set(banned)), dtype=torch.long, device=device)
-    ban_bias = None
-    if ban.numel():
-        ban_bias = torch.zeros(logits.shape[-1], device=device).index_fill(0, ban, float("-inf"))
+    sampler = TokenSampler(config, batch, logits.shape[-1], generator, device, banned)
+    stepper = make_stepper(model, state, batch, config.length)
     tokens = torch.empty(config.length, batch, dtype=torch.long, device=device)
     logprobs = torch.empty(config.length, batch, device=device)
+    # Per-step views made in one go: row t of tokens as ids[B] and as [B, 1], row t of logprobs as [B, 1].
+    step_ids, step_id_columns = tokens.unbind(0), tokens.unsqueeze(2).unbind(0)
+    step_logprob_columns = logprobs.unsqueeze(2).unbind(0)
     lengths = [config.length] * batch
     active = set(range(batch))
     steps = 0
+    stepped = False
     for t in range(config.length):
         logits = logits.float()
-        allowed = logits + ban_bias if ban_bias is not None else logits
-        choice = next_token(allowed, chain, greedy, generator)  # [B]
-        tokens[t] = choice
+        choice = sampler.choose(logits, out=step_ids[t])  # [B]
         # The model's own log-probability of the choice, before bans and sampling transforms.
-        logprobs[t] = torch.log_softmax(logits, dim=-1).gather(1, choice[:, None])[:, 0]
+        sampler.log_prob(logits, step_id_columns[t], out=step_logprob_columns[t])
         steps = t + 1
         if on_tokens is not None:
             on_tokens(choice)
@@ -81,8 +86,10 @@ def decode(model, prompt_ids: Sequence[int], config: SampleConfig, device="cpu",
                     active.discard(row)
             if not active:
                 break
-        step_logits, state = model(choice[:, None], state)  # [B, 1, V]
-        logits = step_logits[:, -1]
+        logits = stepper.step(choice)  # [B, V]
+        stepped = True
+    if stepped:  # the stepper's logits are a buffer it would overwrite: hand out a copy
+        state, logits = stepper.state(), logits.clone()
     token_rows = tokens[:steps].T.tolist()
     logprob_rows = logprobs[:steps].T.tolist()
     samples = [Sample(ids=token_rows[r][:lengths[r]], logprobs=logprob_rows[r][:lengths[r]],

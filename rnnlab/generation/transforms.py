@@ -35,6 +35,7 @@ __all__ = [
     "build_chain",
     "is_greedy",
     "next_token",
+    "gumbel_",
     "log_probs",
 ]
 
@@ -113,6 +114,11 @@ class TopP:
         if isinstance(self.p, bool) or not isinstance(self.p, int | float) or not 0.0 < self.p <= 1.0:
             raise ConfigError(f"--top-p must be in (0, 1] (got {self.p!r})")
 
+    @property
+    def threshold(self) -> float:
+        """A running mass at or above this has reached p (see _TOP_P_TOLERANCE)."""
+        return self.p - _TOP_P_TOLERANCE
+
     def __call__(self, logits: Tensor) -> Tensor:
         """logits[B, V] -> logits[B, V] with the tokens outside each row's nucleus at -inf (a new tensor)."""
         if self.p >= 1.0:
@@ -123,7 +129,7 @@ class TopP:
         cumulative = sorted_probs.cumsum(dim=-1)  # [B, V]: column j holds the mass of sorted tokens 0..j
         # Sorted token j is dropped when tokens 0..j-1 already reach p; token 0 never is.
         drop_sorted = torch.zeros_like(sorted_probs, dtype=torch.bool)
-        drop_sorted[..., 1:] = cumulative[..., :-1] >= self.p - _TOP_P_TOLERANCE
+        drop_sorted[..., 1:] = cumulative[..., :-1] >= self.threshold
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)  # back to vocabulary order
         return logits.masked_fill(drop, -math.inf)
 
@@ -191,9 +197,16 @@ def next_token(logits: Tensor, chain: list[Transform], greedy: bool,
         logits = transform(logits)
     # The Gumbel-max trick: argmax(logits + Gumbel noise) is a draw from softmax(logits), exactly, with
     # no softmax or cumulative sum; several times cheaper than torch.multinomial on small batches.
-    uniform = torch.rand(logits.shape, generator=generator, device=logits.device)
-    gumbel = -torch.log(-torch.log(uniform.clamp_(min=1e-20)))
+    gumbel = gumbel_(torch.rand(logits.shape, generator=generator, device=logits.device))
     return (_at_least_float32(logits) + gumbel).argmax(dim=-1)  # [B]
+
+
+def gumbel_(uniform: Tensor) -> Tensor:
+    """Turn uniform [0, 1) draws into Gumbel(0, 1) noise -log(-log(u)), in place, and return them.
+
+    u is clamped away from 0 first, so the noise is always finite.
+    """
+    return uniform.clamp_(min=1e-20).log_().neg_().log_().neg_()
 
 
 def log_probs(logits: Tensor) -> Tensor:

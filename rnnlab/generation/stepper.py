@@ -1,0 +1,277 @@
+"""One recurrent step per generated token, cheaper than calling the model (or nn.LSTM) once per token.
+
+Why: a decoding step of a small model is a few matrix-vector products, a few microseconds of arithmetic,
+but `model(ids, state)` pays a fixed price on every call that is larger than that on the CPU: the fused
+modules run each layer through oneDNN's RNN primitive (aten::mkldnn_rnn_layer, about 0.2 ms a layer
+per call on a 2x256 LSTM at batch 1, whatever the sequence length), and the model embeds, reshapes
+and slices around them. `CellStepper` is built once per decode from the model's weights and then replays
+the same cell equations with a fixed, short list of tensor ops writing into preallocated buffers:
+
+    layer 0:  one row of a per-token table (the embedding folded into the input projection,
+              table[V, G*H] = embedding @ W_ih0^T + biases) + h0 @ W_hh0^T
+    layer l:  h_{l-1} @ W_ih^T + biases + h_l @ W_hh^T
+    then the gate math of the cell, and (projection when tied, then) the decoder
+
+where G is the number of gates (LSTM 4, GRU 3, Elman 1). Weights are stored transposed and contiguous,
+which streams them in memory order in a batch-1 product. Folding is skipped when the table would cost
+more to build than the steps would save (a large vocabulary and a short sample), or take too much
+memory; layer 0 then gathers the embedding rows and projects them like any other layer.
+
+The stepper's state is the model's own ([layers, B, H] tensors, a (h, c) tuple for an LSTM), so a
+caller can prime with `model(...)`, decode with a stepper and carry the state on to a later call. Models
+the stepper does not cover (reference cells, bidirectional or "last"-output models, weights not in
+float32 on the CPU, a subclass with its own forward) are stepped by `ModelStepper`, their own forward.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import Tensor, nn
+
+from rnnlab.models.rnn_lm import RNNLanguageModel, State
+
+__all__ = ["Stepper", "ModelStepper", "CellStepper", "make_stepper", "covers"]
+
+GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+
+# A folded input table bigger than this (in float32 elements, 256 MiB) is not built.
+_MAX_TABLE_ELEMENTS = 1 << 26
+
+
+class Stepper(Protocol):
+    def step(self, tokens: Tensor) -> Tensor:
+        """tokens[B] (int64) -> the next-token logits [B, V], the state advanced by one token."""
+
+    def state(self) -> State:
+        """The current state in the model's own format (a copy the stepper will not touch again)."""
+
+
+class ModelStepper:
+    """The model's own forward, one token at a time: for models `CellStepper` does not cover."""
+
+    def __init__(self, model: nn.Module, state: State | None):
+        self.model = model
+        self._state = state
+
+    def step(self, tokens: Tensor) -> Tensor:
+        logits, self._state = self.model(tokens[:, None], self._state)  # [B, 1, V]
+        return logits[:, -1]
+
+    def state(self) -> State:
+        return self._state
+
+
+def covers(model: nn.Module) -> bool:
+    """Whether `CellStepper` computes exactly what `model`'s forward does, one token at a time."""
+    if type(model).forward is not RNNLanguageModel.forward or model.training:
+        return False
+    c = model.config
+    rnn = model.rnn
+    if c.cell not in GATES or c.bidirectional or c.output != "sequence":
+        return False
+    if not isinstance(rnn, nn.RNNBase) or not rnn.bias or getattr(rnn, "proj_size", 0):
+        return False
+    if model.embedding is not None and model.embedding.max_norm is not None:
+        return False  # a max_norm embedding renormalises its rows as it reads them
+    return all(p.device.type == "cpu" and p.dtype == torch.float32 for p in model.parameters())
+
+
+def make_stepper(model: nn.Module, state: State | None, batch: int, steps: int) -> Stepper:
+    """A `CellStepper` for `model` when it covers it, else a `ModelStepper`; `steps`: how many will run."""
+    if not covers(model):
+        return ModelStepper(model, state)
+    return CellStepper(model, state, batch, fold=_worth_folding(model, batch, steps))
+
+
+def _worth_folding(model: RNNLanguageModel, batch: int, steps: int) -> bool:
+    """Fold when the table costs no more to build than it saves: V rows against steps * batch rows."""
+    c = model.config
+    if model.embedding is None:
+        return True  # one-hot: the table is W_ih0 itself, transposed
+    size = c.vocab_size * GATES[c.cell] * c.hidden_size
+    return c.vocab_size <= steps * batch and size <= _MAX_TABLE_ELEMENTS
+
+
+def _t(weight: Tensor) -> Tensor:
+    """W[out, in] -> W^T[in, out], contiguous: x @ W^T then reads the matrix in memory order."""
+    return weight.detach().t().contiguous()
+
+
+class _TableInput:
+    """Layer 0's input projection as a row gather: table[token] = embed(token) @ W_ih0^T + bias."""
+
+    def __init__(self, model: RNNLanguageModel, w_ih: Tensor, bias: Tensor):
+        with torch.no_grad():
+            if model.embedding is None:  # one-hot rows pick columns of W_ih0
+                self.table = (w_ih.t() + bias).contiguous()
+            else:
+                self.table = torch.addmm(bias, model.embedding.weight, w_ih.t())  # [V, G*H]
+
+    def project(self, tokens: Tensor, out: Tensor) -> None:
+        torch.index_select(self.table, 0, tokens, out=out)
+
+
+class _EmbeddingInput:
+    """Layer 0's input projection when the table is not built: gather embedding rows, then project."""
+
+    def __init__(self, model: RNNLanguageModel, w_ih: Tensor, bias: Tensor, batch: int):
+        self.embedding = model.embedding.weight.detach()
+        self.w_t, self.bias = _t(w_ih), bias
+        self.x = self.embedding.new_empty(batch, self.embedding.shape[1])
+
+    def project(self, tokens: Tensor, out: Tensor) -> None:
+        torch.index_select(self.embedding, 0, tokens, out=self.x)
+        torch.addmm(self.bias, self.x, self.w_t, out=out)
+
+
+class _LinearInput:
+    """An upper layer's input projection: h_{l-1} @ W_ih^T + bias."""
+
+    def __init__(self, w_ih: Tensor, bias: Tensor):
+        self.w_t, self.bias = _t(w_ih), bias
+
+    def project(self, x: Tensor, out: Tensor) -> None:
+        torch.addmm(self.bias, x, self.w_t, out=out)
+
+
+class _LSTMLayer:
+    """c' = σ(f) * c + σ(i) * tanh(g); h' = σ(o) * tanh(c'), gates = input part + h @ W_hh^T (i, f, g, o).
+
+    tanh(g) = 2σ(2g) - 1, and the g rows of the weights and biases come doubled (see `double_g_rows`),
+    so one sigmoid over all four gates serves the cell: c' = σ(f) * c + 2 σ(i) σ(2g) - σ(i). On the CPU
+    tanh costs several times what sigmoid does, and at batch 64 it was a tenth of the step.
+    """
+
+    def __init__(self, project, w_hh: Tensor, h: Tensor, c: Tensor):
+        self.project, self.w_hh_t, self.h, self.c = project, _t(double_g_rows(w_hh)), h, c
+        self.gates = h.new_empty(h.shape[0], w_hh.shape[0])
+        self.i, self.f, self.g, self.o = self.gates.chunk(4, dim=1)
+        self.tanh_c = torch.empty_like(h)
+
+    def step(self, x: Tensor) -> Tensor:
+        self.project(x, self.gates)
+        torch.addmm(self.gates, self.h, self.w_hh_t, out=self.gates)
+        self.gates.sigmoid_()  # i, f, o, and σ(2g) in the g quarter
+        self.c.mul_(self.f).addcmul_(self.i, self.g, value=2.0).sub_(self.i)
+        torch.tanh(self.c, out=self.tanh_c)
+        torch.mul(self.o, self.tanh_c, out=self.h)
+        return self.h
+
+
+def double_g_rows(t: Tensor) -> Tensor:
+    """A copy of an LSTM weight [4H, ...] or bias [4H] with the candidate (g) rows times 2 (exactly)."""
+    scale = t.new_ones(t.shape[0])
+    quarter = t.shape[0] // 4
+    scale[2 * quarter:3 * quarter] = 2.0
+    return t * (scale[:, None] if t.dim() == 2 else scale)
+
+
+class _GRULayer:
+    """r, z = σ(x part + h part); n = tanh(x_n + r * (h @ W_hn^T + b_hn)); h' = n + z * (h - n)."""
+
+    def __init__(self, project, w_hh: Tensor, b_hh: Tensor, h: Tensor):
+        self.project, self.w_hh_t, self.b_hh, self.h = project, _t(w_hh), b_hh, h
+        B, H = h.shape
+        self.gx, self.gh = h.new_empty(B, 3 * H), h.new_empty(B, 3 * H)
+        self.rz = h.new_empty(B, 2 * H)
+        self.r, self.z = self.rz.chunk(2, dim=1)
+        self.n, self.h_minus_n = torch.empty_like(h), torch.empty_like(h)
+        self.gx_rz, self.gx_n = self.gx[:, :2 * H], self.gx[:, 2 * H:]
+        self.gh_rz, self.gh_n = self.gh[:, :2 * H], self.gh[:, 2 * H:]
+
+    def step(self, x: Tensor) -> Tensor:
+        self.project(x, self.gx)
+        torch.addmm(self.b_hh, self.h, self.w_hh_t, out=self.gh)
+        torch.add(self.gx_rz, self.gh_rz, out=self.rz).sigmoid_()
+        torch.addcmul(self.gx_n, self.r, self.gh_n, out=self.n).tanh_()
+        torch.sub(self.h, self.n, out=self.h_minus_n)
+        torch.addcmul(self.n, self.z, self.h_minus_n, out=self.h)
+        return self.h
+
+
+class _ElmanLayer:
+    """h' = tanh or relu(x part + h @ W_hh^T)."""
+
+    def __init__(self, project, w_hh: Tensor, h: Tensor, relu: bool):
+        self.project, self.w_hh_t, self.h, self.relu = project, _t(w_hh), h, relu
+        self.pre = torch.empty_like(h)
+
+    def step(self, x: Tensor) -> Tensor:
+        self.project(x, self.pre)
+        torch.addmm(self.pre, self.h, self.w_hh_t, out=self.pre)
+        if self.relu:
+            torch.clamp(self.pre, min=0.0, out=self.h)
+        else:
+            torch.tanh(self.pre, out=self.h)
+        return self.h
+
+
+class CellStepper:
+    """The model's recurrent stack and output layers as preallocated buffers and a short list of ops.
+
+    `state` (the model's format, or None for zeros) is copied in; `fold` builds layer 0's per-token
+    input table (see the module docstring). Use `covers(model)` first.
+    """
+
+    def __init__(self, model: RNNLanguageModel, state: State | None, batch: int, fold: bool = True):
+        c = model.config
+        self.kind, self.folded = c.cell, fold
+        ref = model.decoder.weight
+        self.h_all = ref.new_zeros(c.layers, batch, c.hidden_size)
+        self.c_all = torch.zeros_like(self.h_all) if self.kind == "lstm" else None
+        if state is not None:
+            self._load(state)
+        with torch.no_grad():
+            self.layers = [self._layer(model, k, batch, fold) for k in range(c.layers)]
+            self.projection = None
+            if model.projection is not None:
+                self.projection = (model.projection.bias.detach(), _t(model.projection.weight),
+                                   ref.new_empty(batch, model.projection.out_features))
+            self.decoder = (model.decoder.bias.detach(), _t(model.decoder.weight))
+        self.logits = ref.new_empty(batch, c.vocab_size)
+
+    def _load(self, state: State) -> None:
+        if self.kind == "lstm":
+            self.h_all.copy_(state[0])
+            self.c_all.copy_(state[1])
+        else:
+            self.h_all.copy_(state)
+
+    def _layer(self, model: RNNLanguageModel, k: int, batch: int, fold: bool):
+        rnn = model.rnn
+        w_ih, w_hh = getattr(rnn, f"weight_ih_l{k}").detach(), getattr(rnn, f"weight_hh_l{k}").detach()
+        b_ih, b_hh = getattr(rnn, f"bias_ih_l{k}").detach(), getattr(rnn, f"bias_hh_l{k}").detach()
+        # GRU's b_hn sits inside r * (W_hn h + b_hn), so its hidden bias stays with the hidden product.
+        bias = b_ih if self.kind == "gru" else b_ih + b_hh
+        if self.kind == "lstm":
+            w_ih, bias = double_g_rows(w_ih), double_g_rows(bias)
+        if k > 0:
+            project = _LinearInput(w_ih, bias).project
+        elif fold:
+            project = _TableInput(model, w_ih, bias).project
+        else:
+            project = _EmbeddingInput(model, w_ih, bias, batch).project
+        h = self.h_all[k]
+        if self.kind == "lstm":
+            return _LSTMLayer(project, w_hh, h, self.c_all[k])
+        if self.kind == "gru":
+            return _GRULayer(project, w_hh, b_hh, h)
+        return _ElmanLayer(project, w_hh, h, relu=self.kind == "rnn_relu")
+
+    def step(self, tokens: Tensor) -> Tensor:
+        """tokens[B] -> logits[B, V]: a buffer overwritten by the next step (clone it to keep it)."""
+        x = tokens
+        for layer in self.layers:
+            x = layer.step(x)
+        if self.projection is not None:
+            bias, w_t, out = self.projection
+            x = torch.addmm(bias, x, w_t, out=out)
+        bias, w_t = self.decoder
+        return torch.addmm(bias, x, w_t, out=self.logits)
+
+    def state(self) -> State:
+        if self.kind == "lstm":
+            return self.h_all.clone(), self.c_all.clone()
+        return self.h_all.clone()

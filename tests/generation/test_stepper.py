@@ -1,0 +1,120 @@
+"""The inference stepper against the model's own forward, token by token, for every model it covers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rnnlab.config import ModelConfig
+from rnnlab.generation.stepper import CellStepper, ModelStepper, covers, make_stepper
+from rnnlab.models.rnn_lm import RNNLanguageModel
+
+V, E, H = 13, 6, 8
+CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+# embedding; tied with a projection (H != E); tied without one (H == E); one-hot input
+VARIANTS = {
+    "embedding": dict(),
+    "tied": dict(tie_weights=True),
+    "tied-same-width": dict(tie_weights=True, embedding_size=H),
+    "onehot": dict(input="onehot"),
+}
+
+
+def _model(cell: str, layers: int, seed: int = 0, **options) -> RNNLanguageModel:
+    """A small model in eval mode with every weight and bias drawn at random (zero biases hide mistakes)."""
+    torch.manual_seed(seed)
+    settings = dict(vocab_size=V, cell=cell, layers=layers, hidden_size=H, embedding_size=E, dropout=0.3)
+    model = RNNLanguageModel(ModelConfig(**{**settings, **options})).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.uniform_(-0.7, 0.7)
+    return model
+
+
+def _random_state(model: RNNLanguageModel, batch: int):
+    c = model.config
+    h = torch.randn(c.layers, batch, c.hidden_size) * 0.5
+    return (h, torch.randn_like(h)) if c.cell == "lstm" else h
+
+
+def _assert_states_close(got, expected) -> None:
+    got = got if isinstance(got, tuple) else (got,)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+def _follow(model, stepper, ids: torch.Tensor, state) -> None:
+    """Step `stepper` and the model's forward through ids[B, T] side by side, comparing each step."""
+    with torch.inference_mode():
+        for t in range(ids.shape[1]):
+            expected, state = model(ids[:, t:t + 1], state)
+            got = stepper.step(ids[:, t])
+            torch.testing.assert_close(got, expected[:, 0], atol=1e-5, rtol=0)
+            _assert_states_close(stepper.state(), state)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("layers", [1, 2, 3])
+@pytest.mark.parametrize("cell", CELLS)
+def test_stepper_logits_and_state_follow_the_model(cell, layers, variant):
+    model = _model(cell, layers, **VARIANTS[variant])
+    assert covers(model)
+    ids = torch.randint(0, V, (3, 15), generator=torch.Generator().manual_seed(1))
+    state = _random_state(model, 3)
+    _follow(model, CellStepper(model, state, batch=3), ids, state)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_unfolded_input_projection_follows_the_model(cell):
+    model = _model(cell, 2, tie_weights=True)
+    ids = torch.randint(0, V, (2, 10), generator=torch.Generator().manual_seed(2))
+    _follow(model, CellStepper(model, None, batch=2, fold=False), ids, None)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_stepping_continues_from_a_primed_state(cell):
+    """Prime with one fused forward over a prompt, then step: the state format is the model's own."""
+    model = _model(cell, 2)
+    prompt = torch.randint(0, V, (1, 20), generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        _, state = model(prompt)
+    ids = torch.randint(0, V, (1, 8), generator=torch.Generator().manual_seed(4))
+    _follow(model, make_stepper(model, state, batch=1, steps=8), ids, state)
+
+
+def test_the_state_handed_out_is_a_copy():
+    model = _model("lstm", 1)
+    stepper = CellStepper(model, None, batch=1)
+    with torch.inference_mode():
+        before = stepper.state()
+        stepper.step(torch.tensor([3]))
+    assert torch.equal(before[0], torch.zeros(1, 1, H)) and torch.equal(before[1], torch.zeros(1, 1, H))
+
+
+def test_a_large_vocabulary_with_few_steps_skips_the_table():
+    model = _model("gru", 1)
+    # V = 13 rows against 1 step * 2 rows: building the table would cost more than it saves
+    assert not make_stepper(model, None, batch=2, steps=1).folded
+    assert make_stepper(model, None, batch=2, steps=50).folded
+
+
+@pytest.mark.parametrize("why, model", [
+    ("reference cells", lambda: _model("lstm", 2, cell_impl="reference")),
+    ("last-position output", lambda: _model("gru", 1, output="last")),
+    ("bidirectional", lambda: _model("lstm", 1, bidirectional=True, output="last")),
+    ("training mode", lambda: _model("lstm", 1).train()),
+    ("float64 weights", lambda: _model("rnn_tanh", 1).double()),
+])
+def test_models_it_does_not_cover_are_stepped_by_their_own_forward(why, model):
+    model = model()
+    assert not covers(model), why
+    assert isinstance(make_stepper(model, None, batch=1, steps=10), ModelStepper)
+
+
+def test_the_model_stepper_follows_the_model():
+    model = _model("lstm", 2, cell_impl="reference")
+    ids = torch.randint(0, V, (2, 6), generator=torch.Generator().manual_seed(5))
+    state = _random_state(model, 2)
+    _follow(model, ModelStepper(model, state), ids, state)
