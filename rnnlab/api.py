@@ -179,8 +179,8 @@ def train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=Non
         if base.data_config is not None:
             data_cfg = base.data_config.replace(split=data_cfg.split)
         model_cfg = base.model.config.replace(output=output)
-        if "dropout" in model_opts:
-            model_cfg = model_cfg.replace(dropout=model_opts["dropout"])
+        # Regularisation may change for the new text; the architecture may not.
+        model_cfg = model_cfg.replace(**{k: v for k, v in model_opts.items() if k in ("dropout", "weight_drop")})
     else:
         tokenizer = build_tokenizer(splits.train, data_cfg)
     if model_cfg is None:

@@ -47,6 +47,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     m.add_argument("--hidden", type=int, dest="hidden_size")
     m.add_argument("--embedding", type=int, dest="embedding_size")
     m.add_argument("--dropout", type=float)
+    m.add_argument("--weight-drop", type=float, dest="weight_drop",
+                   help="DropConnect on the recurrent weights while training (default 0)")
     m.add_argument("--tie-weights", action="store_true", default=None, dest="tie_weights")
     m.add_argument("--input", choices=["embedding", "onehot"])
     m.add_argument("--bidirectional", action="store_true", default=None)
@@ -66,6 +68,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     t.add_argument("--schedule", choices=["cosine", "plateau", "constant"])
     t.add_argument("--warmup", type=int, dest="warmup_steps")
     t.add_argument("--clip", type=float)
+    t.add_argument("--ema", type=float, help="evaluate and keep an exponential moving average of the weights "
+                   "with this decay, e.g. 0.999 (default 0: off)")
     t.add_argument("--eval-every", type=int, dest="eval_every")
     t.add_argument("--patience", type=int)
     t.add_argument("--min-delta", type=float, dest="min_delta")

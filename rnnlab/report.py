@@ -22,7 +22,9 @@ def format_info(info: dict[str, Any]) -> str:
     m = info["model"]
     lines.append(f"network          {m['cell']} x {m['layers']} layer(s), hidden {m['hidden_size']}, "
                  f"{'one-hot input' if m['input'] == 'onehot' else 'embedding ' + str(m['embedding_size'])}, "
-                 f"dropout {m['dropout']}, tied {m['tie_weights']}, bidirectional {m['bidirectional']}, "
+                 f"dropout {m['dropout']}, "
+                 + (f"weight drop {m['weight_drop']}, " if m.get("weight_drop") else "")
+                 + f"tied {m['tie_weights']}, bidirectional {m['bidirectional']}, "
                  f"cells {m['cell_impl']}")
     tok = info["tokenizer"]
     lines.append(f"tokenizer        {tok['kind']} level, vocabulary {tok['vocab_size']}")
@@ -41,7 +43,9 @@ def format_info(info: dict[str, Any]) -> str:
         lines.append(f"training         objective {objective}, batch {train.get('batch_size')}, "
                      + (f"{shape}, " if shape else "")
                      + f"{train.get('optimizer')} lr {train.get('lr')}, "
-                     f"schedule {train.get('schedule')}, seed {train.get('seed')}")
+                     f"schedule {train.get('schedule')}, "
+                     + (f"weight average (ema) {train.get('ema')}, " if train.get("ema") else "")
+                     + f"seed {train.get('seed')}")
     summary = info.get("training") or {}
     if summary:
         lines.append(f"run              {summary.get('steps')} steps, {summary.get('epochs_completed')} "

@@ -75,6 +75,8 @@ def test_corpus_shorter_than_one_sequence(tmp_path, out):
     ("--dropout", "1.5", "--dropout"),
     ("--lr", "-1", "--lr"),
     ("--seq-len", "0", "--seq-len"),
+    ("--weight-drop", "1", "--weight-drop"),
+    ("--ema", "-0.5", "--ema"),
 ])
 def test_nonsense_training_settings(small_corpus, out, flag, value, needle):
     assert_one_line_error(run_cli(*tiny_train_args(small_corpus, out, flag, value)), needle)

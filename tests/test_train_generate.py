@@ -54,6 +54,24 @@ def test_best_weights_are_kept_not_the_last(tmp_path, small_corpus):
     assert lm.evaluate(valid, is_text=True, seq_len=32)["loss"] == pytest.approx(best["val_loss"], abs=1e-5)
 
 
+def test_ema_evaluates_and_keeps_the_averaged_weights(tmp_path, small_corpus):
+    out = tmp_path / "m"
+    assert main(tiny_train_args(small_corpus, out, "--max-steps", "30", "--ema", "0.9")) == 0
+    state = _io.load_tensors(out / "training_state.safetensors")
+    live = [state[f"model.{name}"] for name, _ in rnnlab.load(out).model.named_parameters()]
+    averaged = [state[f"average.{i}"] for i in range(len(live))]
+    kept = list(_io.load_tensors(out / "model.safetensors").values())
+    # One evaluation (at the end): the kept weights are the average, which differs from the live weights.
+    assert all(any(torch.equal(a, k) for k in kept) for a in averaged)
+    assert not all(torch.equal(a, w) for a, w in zip(averaged, live, strict=True))
+    record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    from rnnlab.api import load_corpus_splits
+    from rnnlab.config import DataConfig
+    valid = load_corpus_splits(small_corpus, DataConfig()).valid
+    assert rnnlab.load(out).evaluate(valid, is_text=True, seq_len=32)["loss"] == \
+        pytest.approx(record["val_loss"], abs=1e-5)
+
+
 def test_early_stopping_stops_on_patience(tmp_path, small_corpus):
     out = tmp_path / "m"
     assert main(tiny_train_args(small_corpus, out, "--epochs", "50", "--eval-every", "10", "--patience",
@@ -64,8 +82,8 @@ def test_early_stopping_stops_on_patience(tmp_path, small_corpus):
     assert [r["best"] for r in records[-2:]] == [False, False]
 
 
-def _weights(path: Path) -> dict[str, torch.Tensor]:
-    return {k: v for k, v in _io.load_tensors(path).items() if k.startswith("model.")}
+def _weights(path: Path, prefixes: tuple[str, ...] = ("model.",)) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in _io.load_tensors(path).items() if k.startswith(prefixes)}
 
 
 def test_same_seed_gives_bitwise_same_weights(tmp_path, small_corpus):
@@ -81,18 +99,22 @@ def test_same_seed_gives_bitwise_same_weights(tmp_path, small_corpus):
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
-def test_resume_ends_bitwise_where_the_uninterrupted_run_ends(tmp_path, small_corpus):
+@pytest.mark.parametrize("regularisation", [[], ["--weight-drop", "0.3", "--ema", "0.9"]],
+                         ids=["plain", "weight-drop-and-ema"])
+def test_resume_ends_bitwise_where_the_uninterrupted_run_ends(tmp_path, small_corpus, regularisation):
     # A constant rate after warm-up: cutting the first run with --max-steps must not change its schedule
     # (the cosine schedule spans the budget; the SIGKILL test below covers it).
     common = ["--seed", "3", "--dropout", "0.2", "--checkpoint-every", "10", "--eval-every", "15",
-              "--epochs", "3", "--schedule", "constant", "--warmup", "20", "--patience", "100"]
+              "--epochs", "3", "--schedule", "constant", "--warmup", "20", "--patience", "100",
+              *regularisation]
     assert main(tiny_train_args(small_corpus, tmp_path / "full", *common)) == 0
     assert main(tiny_train_args(small_corpus, tmp_path / "cut", *common, "--max-steps", "37")) == 0
     assert main(["train", str(small_corpus), "-o", str(tmp_path / "cut"), "--resume", "--no-progress",
                  "--max-steps", "100000"]) == 0
-    full = _weights(tmp_path / "full" / "training_state.safetensors")
-    cut = _weights(tmp_path / "cut" / "training_state.safetensors")
-    assert all(torch.equal(full[k], cut[k]) for k in full)
+    full = _weights(tmp_path / "full" / "training_state.safetensors", prefixes=("model.", "average."))
+    cut = _weights(tmp_path / "cut" / "training_state.safetensors", prefixes=("model.", "average."))
+    assert full.keys() == cut.keys() and all(torch.equal(full[k], cut[k]) for k in full)
+    assert any(k.startswith("average.") for k in full) == bool(regularisation)
     full_metrics = (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()
     cut_metrics = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
     # The cut run's extra evaluation at its budget's end ("final") is the only difference in the log.
@@ -245,3 +267,24 @@ def test_dynamic_evaluation_adapts_to_the_text_and_leaves_the_model_alone(traine
     assert all(torch.equal(before[k], v) for k, v in lm.model.state_dict().items())
     assert main(["evaluate", str(trained_model), __file__, "--dynamic", "--dynamic-lr", "-1"]) == 2
     assert "--dynamic-lr" in capsys.readouterr().err
+
+
+def test_evaluation_hands_the_network_contiguous_states():
+    # cuDNN and older PyTorch CPU kernels reject a non-contiguous hidden state ("hx is not contiguous"),
+    # so the state carried from the last row into the text's tail must be made contiguous.
+    from rnnlab.config import ModelConfig
+    from rnnlab.models.rnn_lm import RNNLanguageModel
+    from rnnlab.training.metrics import evaluate_ids
+
+    model = RNNLanguageModel(ModelConfig(vocab_size=7, hidden_size=8, embedding_size=4, layers=2))
+    seen = []
+    original = model.rnn.forward
+
+    def checked(x, state=None):
+        seen.append(state is None or all(s.is_contiguous() for s in state))
+        return original(x, state)
+
+    model.rnn.forward = checked
+    ids = torch.randint(0, 7, (3 * 1024 + 50,))  # three rows and a tail
+    evaluate_ids(model, ids, 1.0, torch.device("cpu"), batch_size=3, seq_len=256)
+    assert len(seen) > 4 and all(seen)

@@ -96,7 +96,7 @@ class RNNLanguageModel(nn.Module):
             out, state = torch.cat([F.pad(self.rnn(x[i:i + 1, :n])[0], (0, 0, 0, ids.shape[1] - n))
                                     for i, n in enumerate(lengths.tolist())]), None
         else:
-            out, state = self.rnn(x, state)  # [B, T, H * directions]
+            out, state = self._recurrent(x, state)  # [B, T, H * directions]
         if self.config.output == "last":
             out = self._last_positions(out, lengths)  # [B, H * directions]
         if drop:
@@ -104,6 +104,16 @@ class RNNLanguageModel(nn.Module):
         if self.projection is not None:
             out = self.projection(out)
         return self.decoder(out), state
+
+    def _recurrent(self, x: torch.Tensor, state: State | None):
+        if not (self.training and self.config.weight_drop > 0):
+            return self.rnn(x, state)
+        # DropConnect on the hidden-to-hidden matrices (Merity et al. 2017, AWD-LSTM): one mask per
+        # step of training, shared by every time step, so the fused kernel still runs the whole
+        # sequence; it regularises the recurrence itself, which dropout between layers never touches.
+        dropped = {name: F.dropout(weight, self.config.weight_drop)
+                   for name, weight in self.rnn.named_parameters() if name.startswith("weight_hh")}
+        return torch.func.functional_call(self.rnn, dropped, (x, state))
 
     def _last_positions(self, out: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         H = self.config.hidden_size

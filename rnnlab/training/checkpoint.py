@@ -97,7 +97,7 @@ def load_weights(path: Path, model: torch.nn.Module, prefix: str = "",
 
 
 def save_training_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                        carry, meta: dict[str, Any]) -> None:
+                        carry, meta: dict[str, Any], averaged: list[torch.Tensor] | None = None) -> None:
     """Everything a resumed run needs to continue bitwise where this one stands."""
     tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in _unique_state(model).items()}
     opt = optimizer.state_dict()
@@ -112,13 +112,15 @@ def save_training_state(path: Path, model: torch.nn.Module, optimizer: torch.opt
     if carry is not None:
         for i, s in enumerate(carry if isinstance(carry, tuple) else (carry,)):
             tensors[f"carry.{i}"] = s
+    for i, s in enumerate(averaged or ()):
+        tensors[f"average.{i}"] = s
     meta = {**meta, "param_groups": opt["param_groups"]}
     _io.save_tensors(path, tensors, metadata={"state": json.dumps(meta)})
 
 
 def load_training_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                        device: torch.device) -> tuple[dict[str, Any], Any]:
-    """Restore model, optimiser and RNG; returns (meta, carried state or None)."""
+                        device: torch.device) -> tuple[dict[str, Any], Any, list[torch.Tensor]]:
+    """Restore model, optimiser and RNG; returns (meta, carried state or None, averaged weights or [])."""
     if not Path(path).is_file():
         raise ModelDirError(f"cannot resume: {path} is missing (the run never wrote a checkpoint)")
     tensors = _io.load_tensors(path)
@@ -138,7 +140,8 @@ def load_training_state(path: Path, model: torch.nn.Module, optimizer: torch.opt
     carry = None
     if carry_parts:
         carry = tuple(carry_parts) if len(carry_parts) == 2 else carry_parts[0]
-    return meta, carry
+    averaged = [tensors[f"average.{i}"] for i in range(len(tensors)) if f"average.{i}" in tensors]
+    return meta, carry, averaged
 
 
 def append_metrics(model_dir: Path, record: dict[str, Any]) -> None:

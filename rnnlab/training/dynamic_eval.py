@@ -8,6 +8,7 @@ figure an honest held-out number. The caller's model is left untouched: a copy a
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import torch
@@ -24,6 +25,14 @@ def evaluate_dynamic(model, ids: torch.Tensor, chars_per_token: float, device: t
     adapted = copy.deepcopy(model).to(device)
     adapted.eval()  # no dropout: adaptation, not regularised training
     start = [p.detach().clone() for p in adapted.parameters()]
+    # cuDNN refuses a backward pass through an RNN in eval mode; PyTorch's own kernels do not.
+    on_cuda = torch.device(device).type == "cuda"
+    no_cudnn = torch.backends.cudnn.flags(enabled=False) if on_cuda else contextlib.nullcontext()
+    with no_cudnn:
+        return _adapt_and_score(adapted, ids, chars_per_token, device, seq_len, lr, decay, start)
+
+
+def _adapt_and_score(adapted, ids, chars_per_token, device, seq_len, lr, decay, start):
     total, count, correct = 0.0, 0, 0
     state = None
     n = ids.numel() - 1

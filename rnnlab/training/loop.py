@@ -25,6 +25,7 @@ from rnnlab.config import TrainConfig
 from rnnlab.errors import RnnlabError
 from rnnlab.models.rnn_lm import detach_state
 from rnnlab.training import checkpoint as ckpt
+from rnnlab.training.averaging import WeightAverage
 from rnnlab.training.early_stopping import EarlyStopping
 from rnnlab.training.optim import LRSchedule, make_optimizer
 
@@ -94,8 +95,13 @@ def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]
     step, epoch, step_in_epoch, carry, elapsed_before = 0, 0, 0, None, 0.0
     history: list[dict[str, Any]] = []
     running = _Running()
+    average = WeightAverage(model, config.ema) if config.ema else None
     if resume:
-        meta, carry = ckpt.load_training_state(model_dir / ckpt.TRAINING_STATE, model, optimizer, device)
+        meta, carry, averaged = ckpt.load_training_state(model_dir / ckpt.TRAINING_STATE, model, optimizer,
+                                                         device)
+        if average is not None and averaged:
+            average.load(averaged)
+        # (a run that turns --ema on only when resumed starts its average from the resumed weights)
         step, epoch, step_in_epoch = meta["step"], meta["epoch"], meta["step_in_epoch"]
         stopper.load_state_dict(meta["early_stopping"])
         schedule.load_state_dict(meta["schedule"])
@@ -118,10 +124,16 @@ def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]
                 "early_stopping": stopper.state_dict(), "schedule": schedule.state_dict(),
                 "elapsed": elapsed_before + time.monotonic() - started, "finished": finished,
                 "running": [running.total, running.count, running.correct]}
-        ckpt.save_training_state(model_dir / ckpt.TRAINING_STATE, model, optimizer, carry, meta)
+        ckpt.save_training_state(model_dir / ckpt.TRAINING_STATE, model, optimizer, carry, meta,
+                                 averaged=average.tensors() if average else None)
+
+    def evaluated_weights():
+        # With --ema, evaluation, early stopping and the kept weights all see the averaged weights.
+        return average.swapped_in() if average else contextlib.nullcontext()
 
     def run_evaluation(kind: str) -> dict[str, Any]:
-        metrics = evaluate()
+        with evaluated_weights():
+            metrics = evaluate()
         improved = stopper.update(metrics["loss"], step, counts=kind != "final")
         if kind != "final":
             schedule.observe_validation(metrics["loss"])
@@ -133,7 +145,8 @@ def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]
         if is_main:
             ckpt.append_metrics(model_dir, record)
             if improved:
-                ckpt.save_weights(model_dir / ckpt.WEIGHTS, model)
+                with evaluated_weights():
+                    ckpt.save_weights(model_dir / ckpt.WEIGHTS, model)
             if hooks.on_eval:
                 hooks.on_eval(record)
         if kind != "final":
@@ -169,6 +182,8 @@ def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
                 optimizer.step()
                 step += 1
+                if average is not None:
+                    average.update(step)
                 step_in_epoch += 1
                 value = loss.detach().item()
                 if not math.isfinite(value):
@@ -213,7 +228,8 @@ def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]
         run_evaluation("final")
     save_checkpoint(finished=True)
     if is_main and not (model_dir / ckpt.WEIGHTS).exists():
-        ckpt.save_weights(model_dir / ckpt.WEIGHTS, model)
+        with evaluated_weights():
+            ckpt.save_weights(model_dir / ckpt.WEIGHTS, model)
     evals = history
     best = min(evals, key=lambda r: r["val_loss"]) if evals else None
     return RunResult(step=step, epoch=epoch, stopped=stopped, best=best, last=evals[-1] if evals else None,

@@ -62,7 +62,8 @@ def _evaluate_sequence(model, ids, chars_per_token, device, batch_size, seq_len)
     tail = n - rows * row_len
     if tail:
         # The last row ends where the tail begins, so its state carries straight on into it.
-        last = tuple(s[:, -1:] for s in state) if isinstance(state, tuple) else state[:, -1:]
+        last = tuple(s[:, -1:].contiguous() for s in state) if isinstance(state, tuple) \
+            else state[:, -1:].contiguous()
         _score(model, ids[rows * row_len:n][None], ids[rows * row_len + 1:][None], last, device, totals)
     total, count, correct = totals
     return summarize(total, count, correct, count * chars_per_token)
