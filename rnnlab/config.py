@@ -74,7 +74,7 @@ class ModelConfig(JsonConfig):
     layers: int = field(default=2, metadata=flag_field("--layers"))
     hidden_size: int = field(default=512, metadata=flag_field("--hidden"))
     embedding_size: int = field(default=128, metadata=flag_field("--embedding"))
-    dropout: float = field(default=0.25, metadata=flag_field("--dropout"))
+    dropout: float = field(default=0.4, metadata=flag_field("--dropout"))
     weight_drop: float = field(default=0.0, metadata=flag_field("--weight-drop"))
     tie_weights: bool = field(default=False, metadata=flag_field("--tie-weights"))
     input: str = field(default="embedding", metadata=flag_field("--input"))
@@ -133,7 +133,7 @@ class TrainConfig(JsonConfig):
     """How the model is trained: objective, batches, optimiser, schedule, budget, evaluation, checkpoints."""
 
     objective: str = field(default="sequence", metadata=flag_field("--objective"))
-    seq_len: int = field(default=128, metadata=flag_field("--seq-len"))
+    seq_len: int = field(default=64, metadata=flag_field("--seq-len"))
     batch_size: int = field(default=32, metadata=flag_field("--batch-size"))
     window: int = field(default=40, metadata=flag_field("--window"))
     stride: int = field(default=1, metadata=flag_field("--stride"))
@@ -141,7 +141,7 @@ class TrainConfig(JsonConfig):
     max_steps: int | None = field(default=None, metadata=flag_field("--max-steps"))
     max_time: float | None = field(default=None, metadata=flag_field("--max-time"))  # minutes
     optimizer: str = field(default="adamw", metadata=flag_field("--optimizer"))
-    lr: float = field(default=2e-3, metadata=flag_field("--lr"))
+    lr: float = field(default=3e-3, metadata=flag_field("--lr"))
     weight_decay: float = field(default=0.01, metadata=flag_field("--weight-decay"))
     schedule: str = field(default="cosine", metadata=flag_field("--schedule"))
     warmup_steps: int = field(default=20, metadata=flag_field("--warmup"))
