@@ -12,9 +12,9 @@ the training 90% (the last `--valid-chars` characters), never on the test split:
 Two character-level runs, each for `--minutes` of wall clock on `--threads` CPU threads:
   (a) window  the tutorial setup: 50 characters one-hot -> the next one (stride 1), one LSTM of 128,
               batch 128, no dropout (Keras' LSTM text-generation example, with window 50);
-  (b) sequence rnnlab's defaults (truncated BPTT, embedding 128, batch 32, seq-len 128, dropout 0.25),
+  (b) sequence rnnlab's defaults (truncated BPTT, embedding 128, batch 32, seq-len 64, dropout 0.4),
               with the same LSTM: one layer of 128.
-Both use rnnlab's optimiser and schedule (AdamW, lr 2e-3, warmup, cosine over the time budget), so the
+Both use rnnlab's optimiser and schedule (AdamW, lr 3e-3, warmup, cosine over the time budget), so the
 objective (and the input encoding that goes with it) is what differs.
 
 Each run evaluates on the validation slice every `eval_every` steps; metrics.jsonl's `seconds` (wall
