@@ -3,6 +3,8 @@
 Late in training the weights jitter around a minimum at the scale of the learning rate; their running
 average sits nearer its centre and usually scores better on held-out text, for the price of one copy of
 the parameters and one fused lerp per step (Polyak averaging, as AWD-LSTM's averaged SGD does for SGD).
+torch.optim.swa_utils.AveragedModel keeps a second module instead; the loop's evaluation and saving are
+bound to the model itself, so here the average is swapped into it for the time they run.
 """
 
 from __future__ import annotations

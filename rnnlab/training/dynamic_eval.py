@@ -27,30 +27,25 @@ def evaluate_dynamic(model, ids: torch.Tensor, chars_per_token: float, device: t
     start = [p.detach().clone() for p in adapted.parameters()]
     # cuDNN refuses a backward pass through an RNN in eval mode; PyTorch's own kernels do not.
     on_cuda = torch.device(device).type == "cuda"
-    no_cudnn = torch.backends.cudnn.flags(enabled=False) if on_cuda else contextlib.nullcontext()
-    with no_cudnn:
-        return _adapt_and_score(adapted, ids, chars_per_token, device, seq_len, lr, decay, start)
-
-
-def _adapt_and_score(adapted, ids, chars_per_token, device, seq_len, lr, decay, start):
-    total, count, correct = 0.0, 0, 0
-    state = None
-    n = ids.numel() - 1
-    for lo in range(0, n, seq_len):
-        x = ids[lo:min(lo + seq_len, n)][None].to(device)
-        y = ids[lo + 1:min(lo + seq_len, n) + 1][None].to(device)
-        logits, new_state = adapted(x, state)
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum")
-        total += loss.detach().item()
-        count += y.numel()
-        correct += int((logits.detach().argmax(-1) == y).sum())
-        adapted.zero_grad(set_to_none=True)
-        (loss / y.numel()).backward()
-        with torch.no_grad():
-            for p, p0 in zip(adapted.parameters(), start):
-                if p.grad is not None:
-                    p.add_(p.grad, alpha=-lr)
-                if decay:
-                    p.add_(p0 - p, alpha=decay)
-        state = detach_state(new_state)
-    return summarize(total, count, correct, count * chars_per_token)
+    with torch.backends.cudnn.flags(enabled=False) if on_cuda else contextlib.nullcontext():
+        total, count, correct = 0.0, 0, 0
+        state = None
+        n = ids.numel() - 1
+        for lo in range(0, n, seq_len):
+            x = ids[lo:min(lo + seq_len, n)][None].to(device)
+            y = ids[lo + 1:min(lo + seq_len, n) + 1][None].to(device)
+            logits, new_state = adapted(x, state)
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum")
+            total += loss.detach().item()
+            count += y.numel()
+            correct += int((logits.detach().argmax(-1) == y).sum())
+            adapted.zero_grad(set_to_none=True)
+            (loss / y.numel()).backward()
+            with torch.no_grad():
+                for p, p0 in zip(adapted.parameters(), start):
+                    if p.grad is not None:
+                        p.add_(p.grad, alpha=-lr)
+                    if decay:
+                        p.add_(p0 - p, alpha=decay)
+            state = detach_state(new_state)
+        return summarize(total, count, correct, count * chars_per_token)

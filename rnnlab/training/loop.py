@@ -134,7 +134,9 @@ def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]
     def run_evaluation(kind: str) -> dict[str, Any]:
         with evaluated_weights():
             metrics = evaluate()
-        improved = stopper.update(metrics["loss"], step, counts=kind != "final")
+            improved = stopper.update(metrics["loss"], step, counts=kind != "final")
+            if is_main and improved:
+                ckpt.save_weights(model_dir / ckpt.WEIGHTS, model)
         if kind != "final":
             schedule.observe_validation(metrics["loss"])
         record = {"step": step, "epoch": epoch + (step_in_epoch / max(steps_per_epoch, 1)), "kind": kind,
@@ -144,9 +146,6 @@ def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]
         history.append(record)
         if is_main:
             ckpt.append_metrics(model_dir, record)
-            if improved:
-                with evaluated_weights():
-                    ckpt.save_weights(model_dir / ckpt.WEIGHTS, model)
             if hooks.on_eval:
                 hooks.on_eval(record)
         if kind != "final":
