@@ -1,6 +1,9 @@
 """Reproduce rnnlab's pretrained default model (see rnnlab/pretrained/default/MODEL_CARD.md).
 
-    python scripts/train_default_model.py --data-dir ../shared/data --stage1-minutes 50 --stage2-minutes 15
+    python scripts/train_default_model.py --data-dir ../shared/data --stage1-minutes 60 --stage2-minutes 15
+
+The model is exported into WORK/export; pass `--export rnnlab/pretrained/default` to replace the
+packaged model (only the files this script writes there are replaced).
 
 The Jungle Book is cut as ../shared/data/README.md says: the first 90% of the cleaned text is for
 training, the last 10% is the held-out test split that nothing here trains or selects on. The last 5%
@@ -39,11 +42,13 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     p.add_argument("--work", default=str(ROOT / "runs" / "default-model"))
-    p.add_argument("--stage1-minutes", type=float, default=50)
+    p.add_argument("--stage1-minutes", type=float, default=60)
     p.add_argument("--stage2-minutes", type=float, default=15)
     p.add_argument("--hidden", type=int, default=512)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: rnnlab's choice)")
-    p.add_argument("--export", default=str(ROOT / "rnnlab" / "pretrained" / "default"))
+    p.add_argument("--export", default=None,
+                   help="where to export the model (default WORK/export; the packaged model is "
+                        "rnnlab/pretrained/default)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -74,7 +79,7 @@ def main() -> None:
         rnnlab.train(stage1_corpus, stage1, resume=True, log=log, progress=False,
                      val_file=splits / "jungle-valid.txt")
     else:
-        rnnlab.train(stage1_corpus, stage1, overwrite=True, dropout=0.25, lr=2e-3, weight_decay=0.01,
+        rnnlab.train(stage1_corpus, stage1, overwrite=True, dropout=0.25, lr=2e-3, warmup_steps=20, weight_decay=0.01,
                      max_time=args.stage1_minutes, patience=None, seed=0, **common)
     stage2 = work / "stage2"
     lm = rnnlab.train(splits / "jungle-train.txt", stage2, overwrite=True, init_from=stage1, dropout=0.3,
@@ -86,10 +91,9 @@ def main() -> None:
     result = {"test_bpc": round(test_metrics["bpc"], 4), "valid_bpc": round(valid_metrics["bpc"], 4),
               "train_minutes": round(minutes, 1), "threads": torch.get_num_threads(),
               "parameters": lm.info()["parameters"]["total"]}
-    export = Path(args.export)
-    if export.exists():
-        shutil.rmtree(export)
-    export.mkdir(parents=True)
+    # Only the files written here are replaced: the folder may hold other things (the model card).
+    export = Path(args.export) if args.export else work / "export"
+    export.mkdir(parents=True, exist_ok=True)
     for name in (ckpt.CONFIG, ckpt.TOKENIZER, ckpt.SUMMARY, ckpt.METRICS):
         shutil.copyfile(stage2 / name, export / name)
     half = {k: v.half() if v.is_floating_point() else v for k, v in ckpt._unique_state(lm.model).items()}
