@@ -16,6 +16,7 @@ taken as it is.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tempfile
 import urllib.error
@@ -195,6 +196,7 @@ def _download(file: DatasetFile, md5_expected: str | None, target: Path, hint: s
     try:
         sha256, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(file.url, timeout=_TIMEOUT_S) as response:
+            announced = response.headers.get("Content-Length")
             while chunk := response.read(_CHUNK):
                 sha256.update(chunk)
                 md5.update(chunk)
@@ -202,6 +204,10 @@ def _download(file: DatasetFile, md5_expected: str | None, target: Path, hint: s
                 size += len(chunk)
             out.flush()
             os.fsync(out.fileno())
+        # A connection cut mid-body can end the read quietly: a short body is never renamed into the cache.
+        if announced is not None and announced.strip().isdigit() and size != int(announced):
+            raise DataError(f"download of {file.url} was cut off after {size:,} of {int(announced):,} bytes; "
+                            f"the file was discarded (try again, or {hint})")
         _verify(file, md5_expected, sha256.hexdigest(), md5.hexdigest(), size, hint)
         os.replace(tmp, target)
     except urllib.error.HTTPError as exc:
@@ -209,6 +215,9 @@ def _download(file: DatasetFile, md5_expected: str | None, target: Path, hint: s
     except urllib.error.URLError as exc:
         raise DataError(f"could not download {file.url}: {_reason(exc.reason)} "
                         f"(check the network, or {hint})") from exc
+    except http.client.HTTPException as exc:  # IncompleteRead: a chunked body cut off mid-way
+        raise DataError(f"could not download {file.url}: the connection broke off ({type(exc).__name__}); "
+                        f"the file was discarded (try again, or {hint})") from exc
     except (OSError, ValueError) as exc:  # timeouts, resets, a full disk, a malformed URL
         raise DataError(f"could not download {file.url}: {_reason(exc)} (check the network, or {hint})") from exc
     finally:

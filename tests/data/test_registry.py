@@ -198,3 +198,49 @@ def test_connection_refused_is_a_clear_error(tmp_path):
     assert message.startswith(f"could not download {url}: ") and "refused" in message.lower()
     assert message.endswith("(check the network, or pass --data-dir DIR holding small.txt)")
     assert files_under(tmp_path / "cache") == ["small"]
+
+
+class _CutOff(http.server.BaseHTTPRequestHandler):
+    """Sends half of SMALL and closes the connection: with a Content-Length, or as a chunked body."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        half = SMALL[: len(SMALL) // 2]
+        self.send_response(200)
+        if self.path.endswith("chunked.txt"):
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(f"{len(SMALL):x}\r\n".encode() + half)  # a chunk announced whole, sent half
+        else:
+            self.send_header("Content-Length", str(len(SMALL)))
+            self.end_headers()
+            self.wfile.write(half)
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def cutting_server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CutOff)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+@pytest.mark.parametrize("name", ["length.txt", "chunked.txt"])
+def test_a_download_cut_mid_body_never_enters_the_cache(cutting_server, tmp_path, name):
+    """No checksum is known (the case where only the byte count can tell), and the body stops half way."""
+    cache = tmp_path / "cache"
+    url = f"{cutting_server}/{name}"
+    with pytest.raises(DataError) as info:
+        resolve_corpus("small", cache_dir=cache, registry=registry_with(url, sha256=None, size=None))
+    message = str(info.value)
+    assert url in message and "discarded" in message, message
+    assert files_under(cache) == ["small"]
