@@ -8,6 +8,8 @@ import random
 import numpy as np
 import torch
 
+from rnnlab.errors import ConfigError
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA): on CPU the same seed gives bitwise the same run."""
@@ -40,7 +42,14 @@ def pick_device(name: str = "auto") -> torch.device:
     """'auto' takes CUDA when present, else the CPU with one thread per physical core."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"--device: {name!r} is not a device (cpu, cuda, cuda:N or auto)") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"--device: {name!r} is not supported (cpu, cuda, cuda:N or auto)")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: no CUDA device is available here (use cpu or auto)")
     if device.type == "cpu" and not os.environ.get("OMP_NUM_THREADS"):
         torch.set_num_threads(physical_cores())
     return device

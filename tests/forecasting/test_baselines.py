@@ -42,9 +42,23 @@ def test_drift_by_hand():
     assert forecast.values[:, 0].tolist() == [9.0, 11.0]
 
 
-def test_every_forecaster_speaks_one_interface():
-    for spec in ("naive", "seasonal-naive", "drift", "auto-ets", "lstm"):
-        assert isinstance(make_forecaster(spec, horizon=3), Forecaster), spec
+@pytest.mark.parametrize("spec", ["naive", "seasonal-naive", "drift", "auto-ets", "lstm"])
+def test_every_forecaster_speaks_one_interface(spec, tmp_path):
+    """Each one fits, predicts the horizon after the series' end, backtests, saves, loads and clones the
+    same way: the calls a user or the CLI makes, not only the method names."""
+    t = np.arange(48, dtype=float)
+    series = from_array(10 + np.sin(2 * np.pi * t / 12) + 0.05 * t, season_length=12)
+    settings = dict(horizon=3) if spec != "lstm" else dict(horizon=3, epochs=2, hidden_size=8, ensemble=1)
+    forecaster = make_forecaster(spec, **settings)
+    assert isinstance(forecaster, Forecaster) and forecaster.name
+    forecast = forecaster.fit(series).predict(3)
+    assert forecast.values.shape == (3, 1) and np.isfinite(forecast.values).all(), spec
+    assert list(forecast.index) == [48, 49, 50]
+    forecaster.save(tmp_path / "model")
+    again = load_forecaster(tmp_path / "model").predict(3)
+    np.testing.assert_allclose(again.values, forecast.values, rtol=1e-5, atol=1e-6)
+    result = forecaster.clone().backtest(series, horizon=3, origins=2)
+    assert np.isfinite(result.summary["mase"]), spec
 
 
 def test_seasonal_naive_backtest_matches_the_reference_levels():
