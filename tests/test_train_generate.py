@@ -137,25 +137,48 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60.0) -> None
         time.sleep(0.05)
 
 
+def _saved_step(path: Path) -> int:
+    return json.loads(_io.load_tensor_metadata(path)["state"])["step"]
+
+
+def _logged_steps(err: str) -> list[int]:
+    return [int(line.split("|")[0].split()[1]) for line in err.splitlines() if line.startswith("step ")]
+
+
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, small_corpus):
-    common = ["--seed", "5", "--checkpoint-every", "5", "--epochs", "2", "--dropout", "0.1"]
+    common = ["--seed", "5", "--checkpoint-every", "5", "--eval-every", "5", "--epochs", "2",
+              "--dropout", "0.1"]
     torch.set_num_threads(1)
     try:
         assert main(tiny_train_args(small_corpus, tmp_path / "full", *common)) == 0
     finally:
         torch.set_num_threads(max(1, os.cpu_count() or 1))
+    final_step = _saved_step(tmp_path / "full" / "training_state.safetensors")
+    state = tmp_path / "killed" / "training_state.safetensors"
     proc = _spawn_training(tiny_train_args(small_corpus, tmp_path / "killed", *common))
-    _wait_for(tmp_path / "killed" / "training_state.safetensors", proc)
-    time.sleep(0.3)
+    # Kill as soon as a mid-run checkpoint (step > 0) exists: no fixed sleep to race against.
+    deadline = time.monotonic() + 60.0
+    while not (state.exists() and _saved_step(state) > 0):
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    saved = _saved_step(state)
+    assert 0 < saved < final_step, (saved, final_step)
     resumed = _spawn_training(["train", str(small_corpus), "-o", str(tmp_path / "killed"), "--resume",
                                "--no-progress"])
     _, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
+    # The resumed run continued from the saved step: it logs only the evaluations after it.
+    logged = _logged_steps(err)
+    assert logged and min(logged) == (saved // 5 + 1) * 5 and max(logged) <= final_step, (saved, logged)
+    assert _saved_step(state) == final_step
     full = _weights(tmp_path / "full" / "training_state.safetensors")
-    killed = _weights(tmp_path / "killed" / "training_state.safetensors")
-    assert all(torch.equal(full[k], killed[k]) for k in full)
+    killed = _weights(state)
+    assert full.keys() == killed.keys() and all(torch.equal(full[k], killed[k]) for k in full)
 
 
 def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(tmp_path, small_corpus):

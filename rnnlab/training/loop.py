@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +40,9 @@ class Hooks:
     on_eval: Callable[[dict[str, Any]], None] | None = None
     on_epoch_end: Callable[[int], None] | None = None
     progress: bool | None = None  # None: a bar only when stderr is a terminal
+    # Called once, just before the loop first writes into the model directory (a new run's config and
+    # tokenizer are written then, so a run that fails earlier leaves an overwritten model untouched).
+    before_first_write: Callable[[], None] | None = None
 
 
 @dataclass
@@ -68,6 +74,61 @@ def batch_loss(model, batch, carry, device):
     return loss, (detach_state(state) if batch.carries_state else None), correct
 
 
+# The names rnnlab._io.atomic_write gives its temp files: tempfile.mkstemp(prefix=".NAME.", suffix=".tmp"),
+# whose random part is 8 characters of [a-z0-9_].
+_TEMP_FILE = re.compile(r"\.[^/]+\.[a-z0-9_]{8}\.tmp")
+
+
+def remove_stale_temp_files(model_dir: Path) -> list[Path]:
+    """Delete the temp files a killed run's atomic writes left in `model_dir` (only rnnlab's own)."""
+    removed = []
+    try:
+        entries = list(Path(model_dir).iterdir())
+    except OSError:
+        return removed
+    for path in entries:
+        if _TEMP_FILE.fullmatch(path.name) and path.is_file() and not path.is_symlink():
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+class _StopSignals:
+    """SIGINT and SIGTERM set a flag that the loop honours between steps (main thread only).
+
+    The loop then saves a checkpoint at a step boundary and exits with 128 + the signal number; further
+    signals while it saves are ignored. The previous handlers come back when the loop ends.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                try:
+                    if signal.getsignal(sig) is signal.SIG_IGN:
+                        continue  # e.g. SIGINT in a background job: leave it ignored
+                    self._previous[sig] = signal.signal(sig, self._handle)
+                except (ValueError, OSError):
+                    pass
+        return self
+
+    def _handle(self, signum, _frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+
+    def __exit__(self, *_exc) -> None:
+        for sig, previous in self._previous.items():
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+        self._previous.clear()
+
+
 def total_steps_of(config: TrainConfig, steps_per_epoch: int) -> int | None:
     bounds = []
     if config.epochs is not None:
@@ -83,11 +144,21 @@ def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]
     """Train `model` in place; model_dir gets checkpoints, metrics and, at the end, the best weights.
 
     `ddp_model` is the DistributedDataParallel wrapper when running under torchrun (gradients are
-    averaged in its backward); I/O happens on the main rank only.
+    averaged in its backward); I/O happens on the main rank only. SIGINT and SIGTERM stop the run at the
+    next step boundary with a checkpoint written: RnnlabError with exit code 130 or 143.
     """
+    with _StopSignals() as stop:
+        return _train(model, batches, evaluate, config, model_dir, device, resume, hooks, is_main,
+                      ddp_model, stop)
+
+
+def _train(model, batches, evaluate, config: TrainConfig, model_dir, device: torch.device, resume: bool,
+           hooks: Hooks | None, is_main: bool, ddp_model, stop: _StopSignals) -> RunResult:
     hooks = hooks or Hooks()
     net = ddp_model or model
     model_dir = Path(model_dir)
+    if is_main:
+        remove_stale_temp_files(model_dir)
     optimizer = make_optimizer(model.parameters(), config)
     steps_per_epoch = len(batches)
     schedule = LRSchedule(config, total_steps_of(config, steps_per_epoch))
@@ -116,6 +187,12 @@ def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]
 
     started = time.monotonic()
     budget_s = config.max_time * 60.0 if config.max_time else None
+    pending_first_write = [hooks.before_first_write] if hooks.before_first_write else []
+
+    def claim_model_dir() -> None:
+        """Run the caller's before_first_write once, just before the loop's first write."""
+        while pending_first_write:
+            pending_first_write.pop()()
 
     def save_checkpoint(finished: bool = False) -> None:
         if not is_main:
@@ -124,8 +201,27 @@ def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]
                 "early_stopping": stopper.state_dict(), "schedule": schedule.state_dict(),
                 "elapsed": elapsed_before + time.monotonic() - started, "finished": finished,
                 "running": [running.total, running.count, running.correct]}
+        claim_model_dir()
         ckpt.save_training_state(model_dir / ckpt.TRAINING_STATE, model, optimizer, carry, meta,
                                  averaged=average.tensors() if average else None)
+
+    def stop_requested() -> int | None:
+        """The signal that asked the run to stop, if any (agreed on by every rank under DDP)."""
+        signum = stop.signum or 0
+        if ddp_model is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+            flag = torch.tensor([signum], device=device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            signum = int(flag.item())
+        return signum or None
+
+    def interrupted(signum: int, finished: bool = False) -> RnnlabError:
+        """Save at this step boundary (unless already saved); the error the CLI turns into 128+signum."""
+        bar.close()
+        if not finished:
+            save_checkpoint()
+        name = signal.Signals(signum).name
+        return RnnlabError(f"interrupted by {name} at step {step}; checkpoint written to {model_dir}; "
+                           f"continue with --resume", exit_code=128 + signum)
 
     def evaluated_weights():
         # With --ema, evaluation, early stopping and the kept weights all see the averaged weights.
@@ -136,6 +232,7 @@ def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]
             metrics = evaluate()
             improved = stopper.update(metrics["loss"], step, counts=kind != "final")
             if is_main and improved:
+                claim_model_dir()
                 ckpt.save_weights(model_dir / ckpt.WEIGHTS, model)
         if kind != "final":
             schedule.observe_validation(metrics["loss"])
@@ -145,6 +242,7 @@ def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]
                   "best": improved, "seconds": round(elapsed_before + time.monotonic() - started, 2)}
         history.append(record)
         if is_main:
+            claim_model_dir()
             ckpt.append_metrics(model_dir, record)
             if hooks.on_eval:
                 hooks.on_eval(record)
@@ -157,8 +255,12 @@ def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]
                unit="step", dynamic_ncols=True, leave=False)
     stopped = "budget"
     last_eval_step = -1
+    in_step = False
     try:
         while True:
+            signum = stop_requested()
+            if signum:
+                raise interrupted(signum)
             if config.epochs is not None and epoch >= config.epochs:
                 stopped = "epochs"
                 break
@@ -174,6 +276,7 @@ def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]
                 progress = spent / budget_s if budget_s else None
                 schedule.apply(optimizer, step, progress)
                 tick = time.perf_counter()
+                in_step = True
                 loss, carry, correct = batch_loss(net, batch, carry, device)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -184,6 +287,7 @@ def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]
                 if average is not None:
                     average.update(step)
                 step_in_epoch += 1
+                in_step = False
                 value = loss.detach().item()
                 if not math.isfinite(value):
                     raise RnnlabError(f"training diverged at step {step} (loss {value}); lower --lr or "
@@ -199,6 +303,10 @@ def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]
                         break
                 if step % config.checkpoint_every == 0:
                     save_checkpoint()
+                # Between steps: nothing of the next one is computed yet (batch, RNG, carried state).
+                signum = stop_requested()
+                if signum:
+                    raise interrupted(signum)
             else:
                 # The epoch ran to its end.
                 if last_eval_step != step:
@@ -218,17 +326,27 @@ def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]
                 stopped = "early_stopping"
             break
     except KeyboardInterrupt:
+        # Only where no handler could be installed (SIGINT is a flag otherwise): a step cut halfway
+        # would save mixed state, so then the last checkpoint stands.
         bar.close()
+        if in_step:
+            raise RnnlabError(f"interrupted during step {step + 1}; continue from the last checkpoint in "
+                              f"{model_dir} with --resume", exit_code=130) from None
         save_checkpoint()
         raise RnnlabError(f"interrupted at step {step}; checkpoint written to {model_dir}; continue with "
                           f"--resume", exit_code=130) from None
     bar.close()
+    if stop.signum:
+        raise interrupted(stop.signum)
     if last_eval_step != step and step > 0:
         run_evaluation("final")
     save_checkpoint(finished=True)
     if is_main and not (model_dir / ckpt.WEIGHTS).exists():
         with evaluated_weights():
             ckpt.save_weights(model_dir / ckpt.WEIGHTS, model)
+    if stop.signum:
+        # Asked to stop while finishing: everything is saved (a finished checkpoint); --resume completes.
+        raise interrupted(stop.signum, finished=True)
     evals = history
     best = min(evals, key=lambda r: r["val_loss"]) if evals else None
     return RunResult(step=step, epoch=epoch, stopped=stopped, best=best, last=evals[-1] if evals else None,
