@@ -12,9 +12,10 @@ done from Python with the same option names:
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 import torch
 
 from rnnlab import _io
-from rnnlab.config import DataConfig, ModelConfig, SampleConfig, TrainConfig
+from rnnlab.config import DataConfig, ModelConfig, SampleConfig, TrainConfig, flag_of
 from rnnlab.data import batching
 from rnnlab.data.corpus import read_corpus, split_text
 from rnnlab.data.registry import resolve_corpus
@@ -32,7 +33,7 @@ from rnnlab.errors import ConfigError, DataError, ModelDirError
 from rnnlab.generation.decoder import decode, prime
 from rnnlab.models.rnn_lm import RNNLanguageModel, count_parameters
 from rnnlab.training import checkpoint as ckpt
-from rnnlab.training import distributed
+from rnnlab.training import distributed, modeldir
 from rnnlab.training.loop import Hooks, RunResult
 from rnnlab.training.loop import train as run_loop
 from rnnlab.training.metrics import evaluate_ids, evaluate_prefixes
@@ -101,6 +102,17 @@ def load_corpus_splits(corpus: str | os.PathLike, data: DataConfig, val_file=Non
     return CorpusSplits(train, valid, test, str(corpus))
 
 
+def _check_overwrite(out_dir: Path, overwrite: bool) -> None:
+    """A non-empty `out_dir` may be overwritten only with --overwrite, and only if rnnlab made it."""
+    if not overwrite:
+        raise ModelDirError(f"{out_dir} already exists; pass --overwrite to replace it or --resume "
+                            f"to continue its run")
+    if not modeldir.is_rnnlab_model_dir(out_dir):
+        what = "holds a config.json rnnlab did not write" if (out_dir / ckpt.CONFIG).exists() else \
+            "is not empty and is not an rnnlab model directory"
+        raise ModelDirError(f"{out_dir} {what}; refusing to overwrite it (choose another -o)")
+
+
 def _prepare_output(out_dir: Path, overwrite: bool, resume: bool, is_main: bool) -> None:
     if resume:
         if not (out_dir / ckpt.CONFIG).is_file():
@@ -108,15 +120,9 @@ def _prepare_output(out_dir: Path, overwrite: bool, resume: bool, is_main: bool)
         return
     if out_dir.exists() and not out_dir.is_dir():
         raise ModelDirError(f"{out_dir} exists and is not a directory")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not overwrite:
-            raise ModelDirError(f"{out_dir} already exists; pass --overwrite to replace it or --resume "
-                                f"to continue its run")
-        if is_main:
-            if not (out_dir / ckpt.CONFIG).is_file() and not (out_dir / ckpt.WEIGHTS).is_file():
-                raise ModelDirError(f"{out_dir} is not empty and is not a model directory; refusing to "
-                                    f"delete it")
-            shutil.rmtree(out_dir)
+    if out_dir.exists() and modeldir.entries(out_dir):
+        # The old run's files are replaced only at the new run's first write (see start_run_files).
+        _check_overwrite(out_dir, overwrite)
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -133,9 +139,33 @@ def _encode_lines(tokenizer: Tokenizer, text: str) -> list[list[int]]:
     return [tokenizer.encode(line) for line in text.split("\n") if line.strip()]
 
 
-def train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=None, test_file=None,
-          data_dir=None, resume: bool = False, overwrite: bool = False, init_from=None,
-          log: Log | None = None, progress: bool | None = None, **options: Any) -> LanguageModel:
+def train(corpus: str | os.PathLike, out_dir: str | os.PathLike, **kwargs: Any) -> LanguageModel:
+    """Train a language model; see `_train` for the arguments.
+
+    The main process holds an exclusive lock on `out_dir` (.rnnlab.lock, with its pid) for the whole run,
+    so a second run on the same directory fails at once instead of interleaving its files.
+    """
+    out_dir = Path(out_dir)
+    if not distributed.from_environment().is_main:
+        return _train(corpus, out_dir, **kwargs)
+    created = not out_dir.exists()
+    lock = modeldir.DirLock(out_dir).acquire()
+    try:
+        return _train(corpus, out_dir, **kwargs)
+    except BaseException:
+        if created and not modeldir.entries(out_dir):
+            # Failed before writing anything: leave no trace of the directory this call made.
+            with contextlib.suppress(OSError):
+                lock.path.unlink()
+                out_dir.rmdir()
+        raise
+    finally:
+        lock.release()
+
+
+def _train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=None, test_file=None,
+           data_dir=None, resume: bool = False, overwrite: bool = False, init_from=None,
+           log: Log | None = None, progress: bool | None = None, **options: Any) -> LanguageModel:
     """Train a language model on `corpus` and return it (with its best weights) once training stops.
 
     `corpus` is a text file, a directory of .txt files or a registered corpus name ("jungle-book").
@@ -153,9 +183,8 @@ def train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=Non
         saved = ckpt.read_config(out_dir) if (out_dir / ckpt.CONFIG).is_file() else None
         if saved is None:
             raise ModelDirError(f"cannot resume: {out_dir} holds no run (config.json is missing)")
-        refused = sorted(set(train_opts) - _RESUMABLE_TRAIN_FIELDS) + sorted(model_opts) + sorted(data_opts)
-        if refused:
-            raise ConfigError(f"--resume keeps the run's settings; cannot change {', '.join(refused)}")
+        fixed_train = {k: v for k, v in train_opts.items() if k not in _RESUMABLE_TRAIN_FIELDS}
+        _refuse_changed_settings(saved, model_opts, data_opts, fixed_train)
         model_cfg, data_cfg = saved["model"], saved["data"]
         train_cfg = saved["train"].replace(**train_opts)
     else:
@@ -165,11 +194,12 @@ def train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=Non
     output = "sequence" if train_cfg.objective == "sequence" else "last"
     if model_cfg is None:
         ModelConfig(**model_opts, vocab_size=1, output=output)  # fail on bad settings before any work
-    if not resume and out_dir.exists() and out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise ModelDirError(f"{out_dir} already exists; pass --overwrite to replace it or --resume "
-                            f"to continue its run")
+    if not resume and out_dir.exists() and out_dir.is_dir() and modeldir.entries(out_dir):
+        _check_overwrite(out_dir, overwrite)
 
     splits = load_corpus_splits(corpus, data_cfg, val_file, test_file, data_dir)
+    if resume:
+        _refuse_other_corpus(saved, splits.train)
     base = None
     if resume:
         tokenizer = load_tokenizer(out_dir / ckpt.TOKENIZER)
@@ -206,15 +236,20 @@ def train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=Non
 
     _prepare_output(out_dir, overwrite, resume, env.is_main)
     distributed.barrier(env)
-    corpus_facts = {"source": splits.source, "train_chars": len(splits.train),
+    corpus_facts = {"source": splits.source, **_train_fingerprint(splits.train),
                     "valid_chars": len(splits.valid), "test_chars": len(splits.test),
                     "train_tokens": int(train_ids.numel()), "valid_tokens": int(valid_ids.numel())}
-    if env.is_main:
-        if not resume:
-            ckpt.write_config(out_dir, model_cfg, data_cfg, train_cfg, {"corpus": corpus_facts})
-            save_tokenizer(tokenizer, out_dir / ckpt.TOKENIZER)
-        else:
-            ckpt.write_config(out_dir, model_cfg, data_cfg, train_cfg, {"corpus": corpus_facts})
+
+    def start_run_files() -> None:
+        """Called by the loop just before its first write: only then are an overwritten run's files replaced,
+        so a run that fails before its first checkpoint leaves the old model as it was."""
+        if overwrite:
+            modeldir.remove_files(out_dir, (ckpt.METRICS, ckpt.SUMMARY, ckpt.TRAINING_STATE, ckpt.WEIGHTS))
+        ckpt.write_config(out_dir, model_cfg, data_cfg, train_cfg, {"corpus": corpus_facts})
+        save_tokenizer(tokenizer, out_dir / ckpt.TOKENIZER)
+
+    if env.is_main and resume:
+        ckpt.write_config(out_dir, model_cfg, data_cfg, train_cfg, {"corpus": corpus_facts})
 
     chars_per_token = len(splits.valid) / max(valid_ids.numel(), 1)
     window = train_cfg.window if train_cfg.objective == "window" else None
@@ -239,7 +274,8 @@ def train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=Non
         log(f"--- sample after epoch {epoch} ---\n{text}\n---")
         model.train()
 
-    hooks = Hooks(on_eval=on_eval, on_epoch_end=on_epoch_end, progress=progress)
+    hooks = Hooks(on_eval=on_eval, on_epoch_end=on_epoch_end, progress=progress,
+                  before_first_write=None if resume else start_run_files)
     ddp_model = distributed.wrap(model, env, device)
     model.train()
     result = run_loop(model, batches, evaluate, train_cfg, out_dir, device, resume=resume, hooks=hooks,
@@ -252,6 +288,38 @@ def train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=Non
     distributed.barrier(env)
     distributed.shutdown(env)
     return load(out_dir, device=str(device))
+
+
+def _refuse_changed_settings(saved: dict[str, Any], model_opts: dict, data_opts: dict, train_opts: dict) -> None:
+    """A resumed run keeps its settings: repeating one is fine, changing one is refused by flag name."""
+    changed = []
+    for section, given in (("model", model_opts), ("data", data_opts), ("train", train_opts)):
+        config = saved[section]
+        for name, value in given.items():
+            old = getattr(config, name)
+            new = tuple(value) if isinstance(value, list) else value
+            if new != old:
+                changed.append(f"{flag_of(type(config), name)}: saved {old!r}, given {new!r}")
+    if changed:
+        raise ConfigError(f"--resume continues the run with its saved settings; cannot change "
+                          f"{'; '.join(changed)}")
+
+
+def _train_fingerprint(train_text: str) -> dict[str, Any]:
+    """What identifies the training text, so a resume on another corpus is refused."""
+    return {"train_sha256": hashlib.sha256(train_text.encode("utf-8")).hexdigest(),
+            "train_chars": len(train_text)}
+
+
+def _refuse_other_corpus(saved: dict[str, Any], train_text: str) -> None:
+    corpus = saved.get("corpus") or {}
+    expected = corpus.get("train_sha256")
+    if expected is None:
+        return  # a model directory from before fingerprints were stored: nothing to compare
+    if _train_fingerprint(train_text)["train_sha256"] != expected:
+        raise DataError(f"cannot resume: the training text differs from the one this run started on "
+                        f"({corpus.get('source', 'unknown source')}, {corpus.get('train_chars')} characters); "
+                        f"give the same corpus and --split, or start a new run")
 
 
 def _check_objective(model: ModelConfig, train: TrainConfig) -> None:

@@ -11,6 +11,7 @@ bar to stderr. Every input is checked before anything is written.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -239,7 +240,37 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Train under an exclusive lock on MODEL_DIR (.rnnlab.lock), so two runs never interleave."""
+    from rnnlab.training import modeldir
+
+    out = Path(args.output)
+    created = not out.exists()
+    lock = modeldir.DirLock(out).acquire()
+    try:
+        return _cmd_train(args)
+    except BaseException:
+        if created and not modeldir.entries(out):
+            with contextlib.suppress(OSError):
+                lock.path.unlink()
+                out.rmdir()
+        raise
+    finally:
+        lock.release()
+
+
+def _is_forecast_dir(directory: Path) -> bool:
+    """True when config.json is one rnnlab.forecasting wrote (format_version, kind, settings)."""
+    try:
+        raw = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(raw, dict) and "format_version" in raw and "kind" in raw and "settings" in raw
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
     import time
+
+    from rnnlab.training import modeldir
 
     from rnnlab.forecasting.datasets import load_series
     from rnnlab.forecasting.rnn import RNNForecaster
@@ -258,14 +289,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     series = load_series(args.data, **_data_kwargs(args))
     if isinstance(forecaster, RNNForecaster):
         forecaster.resolve(series)  # every check that can fail, before anything is written
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and (not out.is_dir() or modeldir.entries(out)):
         if not args.force:
             raise ModelDirError(f"{out} exists and is not empty; pass --force to overwrite it or --resume to "
                                 "continue its training")
         if not out.is_dir():
             raise ModelDirError(f"{out} exists and is not a directory")
-        for name in MODEL_FILES:
-            (out / name).unlink(missing_ok=True)
+        if not _is_forecast_dir(out):
+            raise ModelDirError(f"{out} is not a forecast model directory rnnlab wrote; refusing to overwrite "
+                                "it (choose another MODEL_DIR)")
+        modeldir.remove_files(out, MODEL_FILES)  # only rnnlab's files; a user's others stay
     if isinstance(forecaster, RNNForecaster):
         forecaster.fit(series, directory=out)
     else:

@@ -9,12 +9,13 @@
       summary.json                final and best metrics, steps, time, why training stopped
 
 Every file is written atomically (temp file, fsync, rename), so a kill at any moment leaves the
-previous complete checkpoint in place.
+previous complete checkpoint in place; metrics.jsonl alone is appended to (one fsynced line at a time).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import torch
 
 from rnnlab import _io
 from rnnlab.config import FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig
-from rnnlab.errors import ModelDirError
+from rnnlab.errors import ModelDirError, RnnlabError
 
 CONFIG = "config.json"
 TOKENIZER = "tokenizer.json"
@@ -145,10 +146,25 @@ def load_training_state(path: Path, model: torch.nn.Module, optimizer: torch.opt
 
 
 def append_metrics(model_dir: Path, record: dict[str, Any]) -> None:
-    """Append one line; rewrite whole (atomically) so a crash never leaves half a line."""
+    """Append one line and fsync it (the file is never rewritten whole, however long the run).
+
+    A crash mid-write can leave half a line at the end: read_metrics skips it, and the next append
+    starts on a fresh line so the records after it stay readable.
+    """
     path = Path(model_dir) / METRICS
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    _io.write_text(path, old + json.dumps(record) + "\n")
+    line = (json.dumps(record) + "\n").encode("utf-8")
+    try:
+        with open(path, "a+b") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size:
+                fh.seek(size - 1)
+                if fh.read(1) != b"\n":
+                    line = b"\n" + line
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise RnnlabError(f"could not write {path}: {exc.strerror or exc}") from exc
 
 
 def read_metrics(model_dir: Path) -> list[dict[str, Any]]:
