@@ -5,10 +5,11 @@ A crash or a full disk mid-write therefore leaves the previous file intact, neve
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,29 +17,86 @@ from rnnlab.errors import ModelDirError, RnnlabError
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp_path)` and move the result onto `path` only once it is complete and on disk."""
+    """Call `write(tmp_path)` and move the result onto `path` only once it is complete and on disk.
+
+    Any I/O failure (an unwritable or missing directory, a full disk, a read-only file system), including
+    creating the directory or the temp file, is an RnnlabError naming the file and the reason.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give what open() would have
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise RnnlabError(f"could not write {path}: {exc.strerror or exc}") from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    tmp: Path | None = None
+    with writing(path):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            tmp = Path(tmp_name)
+            write(tmp)
+            # mkstemp makes 0600 files (and a writer may replace the file); give what open() would have
+            os.chmod(tmp, 0o666 & ~_umask())
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            _discard(tmp)
+            raise
     _fsync_dir(path.parent)
 
 
+@contextlib.contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """Turn an I/O failure inside the block into RnnlabError("could not write PATH: reason").
+
+    For the writes that cannot be atomic (appending a line, creating a directory or a lock file).
+    """
+    try:
+        yield
+    except _write_errors() as exc:
+        raise RnnlabError(f"could not write {path}: {_reason(exc)}") from exc
+
+
+def make_dir(directory: str | Path) -> Path:
+    """mkdir -p, an unwritable parent or a file in the way being an RnnlabError naming `directory`."""
+    directory = Path(directory)
+    with writing(directory):
+        directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _write_errors() -> tuple[type[BaseException], ...]:
+    """OSError, and safetensors' SafetensorError (which is not one) when safetensors is installed."""
+    try:
+        from safetensors import SafetensorError
+    except ImportError:
+        return (OSError,)
+    return (OSError, SafetensorError)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror[:1].lower() + exc.strerror[1:]
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _discard(tmp: Path | None) -> None:
+    if tmp is None:
+        return
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process umask, read without changing it (os.umask would, briefly, for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
@@ -80,10 +138,12 @@ def read_json(path: str | Path) -> Any:
 
 def save_tensors(path: str | Path, tensors: dict, metadata: dict[str, str] | None = None) -> None:
     """Write a dict of tensors as safetensors, atomically. Tensors are made contiguous CPU copies."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
+    # Serialised in memory, then written by atomic_write: safetensors' own file writer turns every I/O
+    # error (a full disk too) into SafetensorError and creates its file with its own mode.
     flat = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
-    atomic_write(path, lambda tmp: save_file(flat, str(tmp), metadata=metadata))
+    write_bytes(path, save(flat, metadata=metadata))
 
 
 def load_tensors(path: str | Path) -> dict:

@@ -682,11 +682,33 @@ def load(path: str | os.PathLike | None = None, device: str = "cpu") -> Language
     if model_cfg.vocab_size != tokenizer.vocab_size:
         raise ModelDirError(f"{model_dir}: config.json says {model_cfg.vocab_size} tokens but tokenizer.json "
                             f"holds {tokenizer.vocab_size}")
+    _check_weights_fit_config(model_dir / ckpt.WEIGHTS, model_cfg)
     model = RNNLanguageModel(model_cfg)
     ckpt.load_weights(model_dir / ckpt.WEIGHTS, model)
     dev = pick_device(device)
     model.to(dev).eval()
     return LanguageModel(model, tokenizer, configs, model_dir, dev)
+
+
+def _check_weights_fit_config(path: Path, config: ModelConfig) -> None:
+    """Compare the weight file's header with the shapes config.json implies before any memory is taken:
+    a hand-edited `hidden_size: 1000000` must fail in one line, not allocate terabytes."""
+    stored = ckpt.stored_shapes(path)
+    # Each layer holds at least two matrices per direction; checked first, as building a million
+    # layers even without memory takes minutes.
+    least = 2 * config.layers * (2 if config.bidirectional else 1)
+    if least > len(stored):
+        raise ModelDirError(f"config.json and {path.name} disagree: {config.layers} layers need at least "
+                            f"{least} tensors, the file holds {len(stored)}")
+    try:
+        with torch.device("meta"):
+            network = RNNLanguageModel(config)
+    except (RuntimeError, ValueError, OverflowError, TypeError) as exc:
+        raise ModelDirError(f"config.json and {path.name} disagree: the configured network cannot be "
+                            f"built ({str(exc).splitlines()[0]})") from exc
+    # named_parameters lists a tied matrix once, under its first name, as save_weights stores it.
+    expected = {name: list(t.shape) for name, t in [*network.named_parameters(), *network.named_buffers()]}
+    ckpt.check_shapes(path, stored, expected)
 
 
 __all__ = ["Generation", "LanguageModel", "keras_parameter_count", "load", "train"]

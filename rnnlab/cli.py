@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -73,7 +74,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     t.add_argument("--eval-every", type=int, dest="eval_every")
     t.add_argument("--patience", type=int)
     t.add_argument("--min-delta", type=float, dest="min_delta")
-    t.add_argument("--seed", type=int)
+    t.add_argument("--seed", type=_seed)
     t.add_argument("--sample-every", type=int, dest="sample_every")
     t.add_argument("--checkpoint-every", type=int, dest="checkpoint_every")
     t.add_argument("--device")
@@ -82,6 +83,21 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     r.add_argument("--overwrite", action="store_true", help="replace an existing MODEL_DIR")
     r.add_argument("--init-from", dest="init_from", help="start from a trained model (or 'default')")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _seed(text: str) -> int:
+    """--seed: a whole number in the one range every seed uses (config.check_seed)."""
+    from rnnlab.config import check_seed
+    from rnnlab.errors import ConfigError
+
+    try:
+        value: int | str = int(text)
+    except ValueError:
+        value = text
+    try:
+        return check_seed(value, flag="")
+    except ConfigError as exc:  # argparse names the flag itself
+        raise argparse.ArgumentTypeError(exc.message.strip()) from None
 
 
 def _fractions(text: str) -> tuple[float, ...]:
@@ -112,7 +128,7 @@ def _add_sample_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-k", type=int, dest="top_k")
     p.add_argument("--top-p", type=float, dest="top_p")
     p.add_argument("--num-samples", type=int, dest="num_samples")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=_seed)
     p.add_argument("--stop", help="stop a sample once it has produced this string")
     p.add_argument("--strategy", choices=["sample", "greedy", "creativity"],
                    help="creativity: uniform among the --top-k most likely (the Keras tutorials')")
@@ -325,6 +341,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _err("rnnlab: interrupted")
         return 130
     except BrokenPipeError:
+        # The reader left (`| head`): what is still buffered for stdout would fail again when Python
+        # flushes it at exit and print "Exception ignored ... BrokenPipeError"; send it nowhere instead.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
 

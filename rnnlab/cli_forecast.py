@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from rnnlab.config import check_seed
 from rnnlab.errors import ConfigError, ModelDirError, RnnlabError
 
 NETWORK_FLAGS = {  # dest -> ForecastConfig field, for the flags that only the network reads
@@ -32,16 +34,51 @@ MODEL_FILES = ("model.safetensors", "training_state.safetensors", "metrics.jsonl
                "scaler.json", "series.safetensors")
 
 
+STEPS = "a positive number of steps"
+
+
 # -- argument types ----------------------------------------------------------------------------------
-def _positive_int(flag: str):
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line; a value refused by an argument type reads like the same check made later
+    by the configuration: `rnnlab: error: --step must be at least 1 (got 0)`."""
+
+    def error(self, message: str) -> NoReturn:
+        message = re.sub(r"^argument ([^:]+): (?=must )", r"\1 ", message)
+        self.exit(2, f"rnnlab: error: {message} (see {self.prog} --help)\n")
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number (got {text!r})") from None
+
+
+def _int_at_least(flag: str, minimum: int, meaning: str | None = None):
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number (got {text!r})") from None
+        value = _whole_number(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {meaning or f'at least {minimum}'} (got {value})")
         return value
     parse.__name__ = flag
     return parse
+
+
+def _positive_int(flag: str, meaning: str | None = None):
+    return _int_at_least(flag, 1, meaning)
+
+
+def _non_negative_int(flag: str):
+    """For counts where 0 means off (--patience, --val-size)."""
+    return _int_at_least(flag, 0)
+
+
+def _seed(text: str) -> int:
+    """--seed: the one seed range of rnnlab.config.check_seed, reported as a usage error."""
+    try:
+        return check_seed(_whole_number(text))
+    except ConfigError as exc:  # argparse names the flag itself
+        raise argparse.ArgumentTypeError(exc.message.removeprefix("--seed ")) from None
 
 
 def _diff(text: str) -> tuple:
@@ -73,7 +110,7 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
                        help="missing values: error (default, names the first gap), interpolate, or ffill")
     group.add_argument("--freq", help="resample onto this pandas frequency (MS, D, h, ...): irregular time stamps "
                                       "are an error without it")
-    group.add_argument("--season-length", type=int, metavar="M",
+    group.add_argument("--season-length", type=_positive_int("--season-length"), metavar="M",
                        help="season length (default from the frequency: 12 monthly, 7 daily, ...)")
 
 
@@ -81,15 +118,15 @@ def _model_options(parser: argparse.ArgumentParser, horizon_required: bool) -> N
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=None, metavar="SPEC",
                        help="rnn (default), lstm, gru, naive, seasonal-naive, drift, auto-arima, auto-ets, auto-theta")
-    group.add_argument("--horizon", type=_positive_int("--horizon"), required=horizon_required, metavar="H",
+    group.add_argument("--horizon", type=_positive_int("--horizon", STEPS), required=horizon_required, metavar="H",
                        help="steps to forecast")
     group.add_argument("--intervals", metavar="L[,L]", help="prediction interval levels in percent (default 80,95)")
     net = parser.add_argument_group("network (rnn, lstm, gru)")
-    net.add_argument("--lookback", type=int, metavar="L",
+    net.add_argument("--lookback", type=_positive_int("--lookback"), metavar="L",
                      help="input window (default max(3 seasons, 2 horizons, 8) + the differencing lags)")
     net.add_argument("--cell", choices=("lstm", "gru", "rnn", "rnn_tanh", "rnn_relu"), help="recurrent cell (lstm)")
-    net.add_argument("--hidden", type=int, metavar="N", help="hidden units (32)")
-    net.add_argument("--layers", type=int, metavar="N", help="stacked recurrent layers (1)")
+    net.add_argument("--hidden", type=_positive_int("--hidden"), metavar="N", help="hidden units (32)")
+    net.add_argument("--layers", type=_positive_int("--layers"), metavar="N", help="stacked recurrent layers (1)")
     net.add_argument("--dropout", type=float, metavar="P", help="dropout (0)")
     net.add_argument("--highway", action="store_true", default=None,
                      help="add a linear skip from the input window to the outputs (LSTNet's autoregressive part)")
@@ -103,22 +140,25 @@ def _model_options(parser: argparse.ArgumentParser, horizon_required: bool) -> N
     net.add_argument("--recursive", action="store_true", default=None,
                      help="one-step model rolled forward (default: a direct head emitting all H steps)")
     net.add_argument("--head", choices=("quantile", "gaussian"), help="probabilistic head (quantile)")
-    net.add_argument("--ensemble", type=int, metavar="N", help="train N seeds and combine them (1)")
+    net.add_argument("--ensemble", type=_positive_int("--ensemble"), metavar="N",
+                     help="train N seeds and combine them (1)")
     net.add_argument("--combine", choices=("median", "mean"), help="how ensemble members combine (median)")
-    net.add_argument("--epochs", type=int, help="maximum epochs (300)")
-    net.add_argument("--batch-size", type=int, metavar="N", help="windows per batch (32)")
+    net.add_argument("--epochs", type=_positive_int("--epochs"), help="maximum epochs (300)")
+    net.add_argument("--batch-size", type=_positive_int("--batch-size"), metavar="N", help="windows per batch (32)")
     net.add_argument("--lr", type=float, help="peak learning rate of AdamW (3e-3)")
     net.add_argument("--weight-decay", type=float, metavar="W", help="AdamW weight decay on matrices (0.01)")
     net.add_argument("--clip", type=float, help="gradient norm clip, 0 = off (1.0)")
-    net.add_argument("--patience", type=int, help="epochs without validation improvement before stopping; 0 = "
-                                                  "never stop early (30)")
-    net.add_argument("--val-size", type=int, metavar="N",
+    net.add_argument("--patience", type=_non_negative_int("--patience"),
+                     help="epochs without validation improvement before stopping; 0 = never stop early (30)")
+    net.add_argument("--val-size", type=_non_negative_int("--val-size"), metavar="N",
                      help="validate on the last N points of the training range (default: the horizon; 0 = off)")
-    net.add_argument("--seed", type=int, help="random seed; ensemble member i uses seed + i (0)")
-    net.add_argument("--samples", type=int, help="simulated paths of the recursive mode (200)")
-    net.add_argument("--checkpoint-every", type=int, metavar="EPOCHS", help="checkpoint period (10)")
+    net.add_argument("--seed", type=_seed, help="random seed; ensemble member i uses seed + i (0)")
+    net.add_argument("--samples", type=_positive_int("--samples"), help="simulated paths of the recursive mode (200)")
+    net.add_argument("--checkpoint-every", type=_positive_int("--checkpoint-every"), metavar="EPOCHS",
+                     help="checkpoint period (10)")
     net.add_argument("--device", help="cpu (default), cuda, or auto")
-    net.add_argument("--threads", type=int, help="torch CPU threads while training (1: fastest for small networks)")
+    net.add_argument("--threads", type=_positive_int("--threads"),
+                     help="torch CPU threads while training (1: fastest for small networks)")
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -126,7 +166,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     forecast = subparsers.add_parser(
         "forecast", help="forecast numeric sequences (RNN/GRU/LSTM and baselines)",
         description="Forecast numeric sequences with recurrent networks, beside classical baselines.")
-    commands = forecast.add_subparsers(dest="forecast_command", metavar="COMMAND")
+    commands = forecast.add_subparsers(dest="forecast_command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     forecast.set_defaults(func=lambda args: forecast.print_help() or 2)
 
@@ -148,7 +188,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     predict.add_argument("model_dir", metavar="MODEL_DIR")
     predict.add_argument("--data", metavar="DATA", help="history to forecast from (default: the training data); "
                                                        "read with the training run's column options")
-    predict.add_argument("--horizon", type=_positive_int("--horizon"), metavar="H",
+    predict.add_argument("--horizon", type=_positive_int("--horizon", STEPS), metavar="H",
                          help="steps (default: the trained horizon)")
     predict.add_argument("-o", "--output", metavar="CSV", help="forecast CSV (default: stdout)")
     predict.add_argument("--plot", metavar="PNG", help="also draw history, forecast and bands (.png/.svg/.pdf)")
@@ -159,8 +199,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                                    usage="%(prog)s (MODEL_DIR [DATA] | --model SPEC DATA) --horizon H "
                                          "[--origins K] [options]")
     backtest.add_argument("paths", nargs="+", metavar="MODEL_DIR|DATA")
-    backtest.add_argument("--origins", type=int, default=3, metavar="K", help="rolling origins (3)")
-    backtest.add_argument("--step", type=int, metavar="S", help="steps between origins (default: the horizon)")
+    backtest.add_argument("--origins", type=_positive_int("--origins"), default=3, metavar="K",
+                          help="rolling origins (3)")
+    backtest.add_argument("--step", type=_positive_int("--step", STEPS), metavar="S",
+                          help="steps between origins (default: the horizon)")
     backtest.add_argument("--no-refit", action="store_true",
                           help="fit once at the first origin, then only condition on new history")
     backtest.add_argument("-o", "--output", metavar="CSV", help="every forecast beside the actual values")
@@ -270,10 +312,9 @@ def _is_forecast_dir(directory: Path) -> bool:
 def _cmd_train(args: argparse.Namespace) -> int:
     import time
 
-    from rnnlab.training import modeldir
-
     from rnnlab.forecasting.datasets import load_series
     from rnnlab.forecasting.rnn import RNNForecaster
+    from rnnlab.training import modeldir
 
     out = Path(args.output)
     started = time.time()
@@ -385,7 +426,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 # -- standalone entry point -------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """Run `forecast ...` arguments (argv starts with "forecast"); returns the exit code."""
-    parser = argparse.ArgumentParser(prog="rnnlab")
+    parser = _Parser(prog="rnnlab")
     register(parser.add_subparsers(dest="command", required=True))
     try:
         args = parser.parse_args(argv)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
@@ -38,8 +39,56 @@ def require_one_of(value: Any, choices: tuple, flag: str) -> None:
     require(value in choices, flag, f"must be one of {', '.join(choices)} (got {value!r})")
 
 
+# torch.manual_seed takes any 64-bit value, but numpy and Python's random want unsigned 63-bit ones too;
+# one range for every seed (CLI flags, config files, interactive /seed) keeps them all reproducible.
+SEED_LIMIT = 2**63
+
+
+def check_seed(value: Any, flag: str = "--seed") -> int:
+    """`value` as a seed in [0, 2**63), or a ConfigError naming `flag`."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < SEED_LIMIT
+    require(ok, flag, f"must be a whole number from 0 to 2**63 - 1 (got {value!r})")
+    return value
+
+
+# What each annotation of a config field accepts. A bool is not a number here (True would pass as 1 layer)
+# and 16.0 is not a whole number, so a hand-edited config.json fails by name instead of deep in torch.
+_KINDS = {
+    "int": ("a whole number", lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool)),
+    "float": ("a number", lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "None": ("null", lambda v: v is None),
+}
+
+
+def _check_field_type(value: Any, annotation: str, flag: str) -> None:
+    """Refuse `value` unless it fits `annotation` ("int", "float | None", "tuple[float, float, float]")."""
+    options = [part.strip() for part in annotation.split("|")]
+    for option in options:
+        if option.startswith("tuple["):
+            inner = [t.strip() for t in option[len("tuple["):-1].split(",")]
+            if isinstance(value, (tuple, list)):
+                # Fixed-length tuples of one kind are checked item by item; variadic ones check their
+                # items in __post_init__ (a --diff lag may be "season").
+                if "..." in inner:
+                    return
+                name, ok = _KINDS[inner[0]]
+                require(all(ok(item) for item in value), flag, f"must hold only {name}s (got {value!r})")
+                return
+        elif _KINDS[option][1](value):
+            return
+    wanted = " or ".join("a list" if o.startswith("tuple[") else _KINDS[o][0] for o in options)
+    raise ConfigError(f"{flag} must be {wanted} (got {value!r})")
+
+
 class JsonConfig:
     """to_dict/from_dict with unknown keys rejected, so a typo in a config file is an error, not a default."""
+
+    def check_types(self) -> None:
+        """Every field of the kind its annotation names; called first by each __post_init__."""
+        for f in fields(self):  # type: ignore[arg-type]
+            _check_field_type(getattr(self, f.name), str(f.type), f.metadata.get("flag", f.name))
 
     def to_dict(self) -> dict[str, Any]:
         out = {}
@@ -50,6 +99,8 @@ class JsonConfig:
 
     @classmethod
     def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        if not isinstance(data, dict):
+            raise ConfigError(f"the {cls.__name__} settings must be a JSON object (got {data!r})")
         known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(data) - set(known))
         if unknown:
@@ -84,6 +135,7 @@ class ModelConfig(JsonConfig):
     output: str = "sequence"
 
     def __post_init__(self) -> None:
+        self.check_types()
         require_one_of(self.cell, CELLS, "--cell")
         require(self.layers >= 1, "--layers", f"must be at least 1 (got {self.layers})")
         require(self.hidden_size >= 1, "--hidden", f"must be at least 1 (got {self.hidden_size})")
@@ -117,6 +169,7 @@ class DataConfig(JsonConfig):
     split: tuple[float, float, float] = field(default=(0.9, 0.05, 0.05), metadata=flag_field("--split"))
 
     def __post_init__(self) -> None:
+        self.check_types()
         require_one_of(self.level, LEVELS, "--level")
         require(self.max_vocab is None or self.max_vocab >= 2, "--max-vocab", "must be at least 2")
         require(self.min_count >= 1, "--min-count", f"must be at least 1 (got {self.min_count})")
@@ -156,6 +209,7 @@ class TrainConfig(JsonConfig):
     device: str = field(default="auto", metadata=flag_field("--device"))
 
     def __post_init__(self) -> None:
+        self.check_types()
         require_one_of(self.objective, OBJECTIVES, "--objective")
         require(self.seq_len >= 1, "--seq-len", f"must be at least 1 (got {self.seq_len})")
         require(self.batch_size >= 1, "--batch-size", f"must be at least 1 (got {self.batch_size})")
@@ -178,6 +232,7 @@ class TrainConfig(JsonConfig):
         require(self.min_delta >= 0, "--min-delta", "must not be negative")
         require(self.sample_every >= 0, "--sample-every", "must not be negative")
         require(self.checkpoint_every >= 1, "--checkpoint-every", "must be at least 1")
+        check_seed(self.seed, "--seed")
 
 
 @dataclass(frozen=True)
@@ -195,12 +250,15 @@ class SampleConfig(JsonConfig):
     unknown: str = field(default="error", metadata=flag_field("--unknown"))
 
     def __post_init__(self) -> None:
+        self.check_types()
         require(self.length >= 0, "--length", f"must not be negative (got {self.length})")
         require(self.temperature >= 0 and math.isfinite(self.temperature), "--temperature",
               f"must be >= 0 (got {self.temperature}; 0 means greedy)")
         require(self.top_k >= 0, "--top-k", f"must be >= 0 (got {self.top_k}; 0 turns it off)")
         require(0.0 < self.top_p <= 1.0, "--top-p", f"must be in (0, 1] (got {self.top_p})")
         require(self.num_samples >= 1, "--num-samples", f"must be at least 1 (got {self.num_samples})")
+        if self.seed is not None:
+            check_seed(self.seed, "--seed")
         require(self.stop is None or len(self.stop) > 0, "--stop", "must not be empty")
         require_one_of(self.strategy, STRATEGIES, "--strategy")
         require_one_of(self.unknown, ("error", "replace"), "--unknown")

@@ -1,29 +1,66 @@
-"""Data-parallel training through torchrun (gloo on the CPU): two ranks, one writer."""
+"""Data-parallel training through torchrun (gloo on the CPU): two ranks, one model, one writer."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import torch
 
 import rnnlab
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# `rnnlab train` as torchrun runs it, with the training loop spied on: each rank saves the weights it
+# holds before and after the loop, so the test can compare ranks (only rank 0 writes the model).
+SPY = '''
+import os, sys
+import torch
+from rnnlab import api, cli
+
+def spied_loop(model, *args, **kwargs):
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = LOOP(model, *args, **kwargs)
+    torch.save({"before": before, "after": model.state_dict()},
+               os.path.join(sys.argv[1], "rank%s.pt" % os.environ["RANK"]))
+    return result
+
+LOOP, api.run_loop = api.run_loop, spied_loop
+sys.exit(cli.main(sys.argv[2:]))
+'''
+
+
+def free_port() -> int:
+    """A port nobody listens on now (the OS picks it), so parallel runs never collide."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
 
 def test_torchrun_two_ranks_train_one_model(tmp_path, small_corpus):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
-    out = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out, ranks = tmp_path / "ddp", tmp_path / "ranks"
+    ranks.mkdir()
+    spy = tmp_path / "spy.py"
+    spy.write_text(SPY, encoding="utf-8")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [torchrun, "--nproc_per_node", "2", "--master_port", "29533", "-m", "rnnlab", "train",
-         str(small_corpus), "-o", str(out), "--hidden", "32", "--layers", "1", "--embedding", "8",
-         "--seq-len", "16", "--batch-size", "4", "--max-steps", "30", "--eval-every", "10", "--no-progress",
-         "--sample-every", "0"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=240)
+        [torchrun, "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
+         str(spy), str(ranks), "train", str(small_corpus), "-o", str(out), "--hidden", "32", "--layers", "1",
+         "--embedding", "8", "--seq-len", "16", "--batch-size", "4", "--max-steps", "30", "--eval-every", "10",
+         "--no-progress", "--sample-every", "0"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=240)
     assert result.returncode == 0, result.stderr[-2000:]
+    # Each rank trained on its own shard (and its own dropout draws): only averaged gradients keep the
+    # two copies equal, and they did move.
+    rank0, rank1 = (torch.load(ranks / f"rank{r}.pt") for r in (0, 1))
+    assert rank0["after"].keys() == rank1["after"].keys()
+    assert all(torch.equal(rank0["after"][k], rank1["after"][k]) for k in rank0["after"])
+    assert not all(torch.equal(rank0["after"][k], rank0["before"][k]) for k in rank0["after"])
     # Rank 0 alone writes and reports: one line per evaluation, not one per rank.
     records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [10, 20, 30]

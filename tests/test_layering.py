@@ -1,4 +1,5 @@
-"""The import graph keeps the layers of ARCHITECTURE.md: a module imports only from layers below it."""
+"""The import graph keeps the package's layers (the modules of README.md's "Layout" section, numbered in
+LAYERS below): a module imports only from its own layer or lower ones."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ LAYERS = {
     "rnnlab.cli": 6, "rnnlab.cli_forecast": 6, "rnnlab.interactive": 6, "rnnlab.serve": 6,
     "rnnlab.__main__": 6, "rnnlab": 6,
 }
-# Bans inside one layer (ARCHITECTURE.md): training never imports generation; models never import data.
+# Bans inside one layer: training never imports generation; models never import data.
 BANNED = {("rnnlab.training", "rnnlab.generation"), ("rnnlab.models", "rnnlab.data"),
           ("rnnlab.data", "rnnlab.models")}
 
@@ -61,7 +62,7 @@ def violations_of(me: str, path: Path) -> list[str]:
         if theirs[1] > mine[1]:
             found.append(f"{me} (L{mine[1]}) imports {target} (L{theirs[1]})")
         if (mine[0], theirs[0]) in BANNED:
-            found.append(f"{me} imports {target}, which ARCHITECTURE.md bans")
+            found.append(f"{me} imports {target}, which the layering bans")
     return found
 
 

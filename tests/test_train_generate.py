@@ -292,6 +292,62 @@ def test_dynamic_evaluation_adapts_to_the_text_and_leaves_the_model_alone(traine
     assert "--dynamic-lr" in capsys.readouterr().err
 
 
+def test_dynamic_evaluation_scores_each_segment_before_learning_from_it(trained_model):
+    """Segment k is scored by a copy that has taken one SGD step on each of segments 0..k-1, never on k."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from rnnlab.training.dynamic_eval import evaluate_dynamic
+    from rnnlab.training.metrics import evaluate_ids
+
+    lm = rnnlab.load(trained_model)
+    seg, lr, cpu, n_segments = 16, 0.5, torch.device("cpu"), 4
+    text = "Akela the grey wolf led the pack at the council rock. " * 2
+    ids = torch.tensor(lm.tokenizer.encode(text, unknown="replace"))[:n_segments * seg + 1]
+
+    def segment(k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return ids[k * seg:(k + 1) * seg][None], ids[k * seg + 1:(k + 1) * seg + 1][None]
+
+    def nats(logits: torch.Tensor, y: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction=reduction)
+
+    def learned_from(k: int):
+        """A fresh copy after one SGD step (on the mean loss) per segment 0..k-1, and the state they carry."""
+        model, state = copy.deepcopy(lm.model).eval(), None
+        for j in range(k):
+            x, y = segment(j)
+            logits, state = model(x, state)
+            model.zero_grad()
+            nats(logits, y, "mean").backward()
+            with torch.no_grad():
+                for p in model.parameters():
+                    if p.grad is not None:
+                        p -= lr * p.grad
+            state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+        return model, state
+
+    expected = []
+    for k in range(n_segments):
+        model, state = learned_from(k)
+        with torch.no_grad():
+            expected.append(float(nats(model(segment(k)[0], state)[0], segment(k)[1])))
+
+    def summed(m: int, dynamic: bool = True) -> float:
+        """Total nats over the first m segments, by dynamic (or static) evaluation of just those."""
+        prefix = ids[:m * seg + 1]
+        metrics = evaluate_dynamic(lm.model, prefix, 1.0, cpu, seq_len=seg, lr=lr) if dynamic else \
+            evaluate_ids(lm.model, prefix, 1.0, cpu, batch_size=1, seq_len=seg)
+        return metrics["loss"] * metrics["tokens"]
+
+    # The first segment is scored before any learning: its dynamic score is its static score.
+    assert summed(1) == pytest.approx(summed(1, dynamic=False), rel=1e-5)
+    for m in range(1, n_segments + 1):
+        assert summed(m) == pytest.approx(sum(expected[:m]), rel=1e-5), m
+    # The steps did change the later scores, so the comparison above is not between two static runs.
+    assert abs(sum(expected) - summed(n_segments, dynamic=False)) > 0.5
+
+
 def test_evaluation_hands_the_network_contiguous_states():
     # cuDNN and older PyTorch CPU kernels reject a non-contiguous hidden state ("hx is not contiguous"),
     # so the state carried from the last row into the text's tail must be made contiguous.

@@ -1,8 +1,9 @@
 """The Keras tutorials' workflows through rnnlab's command line (and the API behind it), on tiny models.
 
-Each workflow of docs/tutorials.md is run here the way a user types it: Keras word indexing, the window
-and prefix objectives, one-hot inputs, bidirectional encoders (and their refusal with the sequence
-objective), next-word prediction, the named decoding strategies and the reference cells.
+Each workflow of README.md's "From Keras tutorials to rnnlab (example index)" section is run here the
+way a user types it: Keras word indexing, the window and prefix objectives, one-hot inputs, bidirectional
+encoders (and their refusal with the sequence objective), next-word prediction, the named decoding
+strategies and the reference cells.
 """
 
 from __future__ import annotations

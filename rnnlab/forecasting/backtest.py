@@ -61,12 +61,13 @@ def backtest(forecaster: Any, series: Any, horizon: int | None = None, origins: 
              refit: bool = True) -> BacktestResult:
     """Evaluate `forecaster` (left unfitted: clones are fitted) at `origins` rolling origins."""
     series = as_series(series)
-    horizon = horizon or forecaster.horizon
+    # `is None`, not `or`: a 0 given is an error, never silently the default
+    horizon = forecaster.horizon if horizon is None else horizon
     if horizon is None or horizon <= 0:
         raise ConfigError(f"--horizon must be a positive number of steps (got {horizon})")
     if origins < 1:
         raise ConfigError(f"--origins must be at least 1 (got {origins})")
-    step = step or horizon
+    step = horizon if step is None else step
     if step < 1:
         raise ConfigError(f"--step must be at least 1 (got {step})")
     cuts = [len(series) - horizon - step * (origins - 1 - k) for k in range(origins)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from rnnlab.config import CELLS, JsonConfig, flag_field, require, require_one_of
+from rnnlab.config import CELLS, JsonConfig, check_seed, flag_field, require, require_one_of
 
 FORECAST_CELLS = (*CELLS, "rnn")  # "rnn" is rnn_tanh, the SimpleRNN of the tutorials
 SCALERS = ("standard", "minmax", "robust", "none")
@@ -78,6 +78,7 @@ class ForecastConfig(JsonConfig):
 
 
     def __post_init__(self) -> None:
+        self.check_types()
         require(isinstance(self.horizon, int) and self.horizon >= 1, "--horizon",
               f"must be a positive number of steps (got {self.horizon})")
         require(self.lookback is None or self.lookback >= 1, "--lookback", f"must be at least 1 (got {self.lookback})")
@@ -90,6 +91,8 @@ class ForecastConfig(JsonConfig):
               f"lags must be positive integers or 'season' (got {self.diff})")
         require_one_of(self.window_norm, WINDOW_NORMS, "--window-norm")
         require_one_of(self.head, HEADS, "--head")
+        require(all(isinstance(x, int) and not isinstance(x, bool) for x in self.intervals), "--intervals",
+              f"levels must be integer percentages (got {self.intervals})")
         require(bool(self.intervals) and all(0 < x < 100 for x in self.intervals), "--intervals",
               f"levels must lie strictly between 0 and 100 (got {self.intervals})")
         require(list(self.intervals) == sorted(set(self.intervals)), "--intervals", "must be increasing and distinct")
@@ -105,6 +108,7 @@ class ForecastConfig(JsonConfig):
         require(self.samples >= 10, "--samples", f"must be at least 10 (got {self.samples})")
         require(self.checkpoint_every >= 1, "--checkpoint-every", "must be at least 1")
         require(self.threads is None or self.threads >= 1, "--threads", "must be at least 1")
+        check_seed(self.seed, "--seed")
 
     @property
     def quantiles(self) -> tuple[float, ...]:

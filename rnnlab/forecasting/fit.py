@@ -15,6 +15,7 @@ reached without the interruption.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,7 @@ from torch import nn
 
 from rnnlab import _io
 from rnnlab.config import TrainConfig
-from rnnlab.errors import ModelDirError
+from rnnlab.errors import ModelDirError, RnnlabError
 from rnnlab.forecasting.config import ForecastConfig
 from rnnlab.forecasting.windows import Windows
 from rnnlab.training.early_stopping import EarlyStopping
@@ -33,6 +34,12 @@ from rnnlab.training.seeding import seed_everything
 
 STATE_FILE = "training_state.safetensors"
 METRICS_FILE = "metrics.jsonl"
+
+
+
+class TrainingDivergedError(RnnlabError):
+    """The loss became inf or NaN: the settings (learning rate) or the data's scale need changing."""
+
 
 BatchLoss = Callable[[nn.Module, Windows], torch.Tensor]
 EpochCallback = Callable[[dict], None]
@@ -93,6 +100,19 @@ class _Checkpoint:
             return
         _io.write_text(self.directory / METRICS_FILE, "".join(json.dumps(m) + "\n" for m in metrics))
         _io.save_tensors(self.directory / STATE_FILE, tensors, metadata={"state": json.dumps(state)})
+
+
+def _check_finite(record: dict, network: nn.Module, config: ForecastConfig) -> None:
+    """Stop at the first epoch whose loss or weights are inf/NaN: early stopping would otherwise never see
+    an improvement and keep the random initial weights as if they were trained."""
+    losses = [record["train_loss"], record.get("val_loss", 0.0)]
+    if all(math.isfinite(x) for x in losses) and all(torch.isfinite(p).all() for p in network.parameters()):
+        return
+    member = f" (ensemble member {record['member'] + 1})" if config.ensemble > 1 else ""
+    clip = ", turn gradient clipping on (--clip 1)" if config.clip == 0 else ""
+    raise TrainingDivergedError(
+        f"training diverged: the loss became non-finite at epoch {record['epoch'] + 1}{member}; lower --lr "
+        f"(now {config.lr:g}){clip}, or scale the data (--scaler, --log, --window-norm)")
 
 
 def fit_members(make_network: Callable[[], nn.Module], batch_loss: BatchLoss, train: Windows,
@@ -197,6 +217,8 @@ def _train_one(network: nn.Module, batch_loss: BatchLoss, train: Windows, val: W
                 network.eval()
                 with torch.no_grad():
                     record["val_loss"] = batch_loss(network, val).item()
+            _check_finite(record, network, config)
+            if use_val:
                 if stopper.update(record["val_loss"], step=epoch):
                     best = _clone(network.state_dict())
                 record["best"] = stopper.best_step == epoch

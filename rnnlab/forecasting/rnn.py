@@ -28,18 +28,27 @@ from rnnlab import _io
 from rnnlab.errors import ConfigError, DataError, ModelDirError, RnnlabError
 from rnnlab.forecasting import heads
 from rnnlab.forecasting.backtest import backtest_method
-from rnnlab.forecasting.base import read_config, read_series, write_config, write_series
+from rnnlab.forecasting.base import (
+    CONFIG_FILE,
+    SERIES_FILE,
+    read_config,
+    read_series,
+    write_config,
+    write_series,
+)
 from rnnlab.forecasting.config import ForecastConfig
-from rnnlab.forecasting.fit import STATE_FILE, fit_members
+from rnnlab.forecasting.fit import METRICS_FILE, STATE_FILE, TrainingDivergedError, fit_members
 from rnnlab.forecasting.forecast import Forecast, from_quantiles
 from rnnlab.forecasting.network import ForecastNetwork
 from rnnlab.forecasting.series import Series, as_series
 from rnnlab.forecasting.transforms import Scaler, TargetTransform, difference, window_stats
 from rnnlab.forecasting.windows import Windows, last_window, make_windows
+from rnnlab.training import modeldir
 from rnnlab.training.seeding import pick_device
 
 MODEL_FILE = "model.safetensors"
 SCALER_FILE = "scaler.json"
+RUN_FILES = (CONFIG_FILE, SCALER_FILE, SERIES_FILE, STATE_FILE, METRICS_FILE, MODEL_FILE)  # what fit writes
 
 
 def default_lookback(horizon: int, season_length: int, diff: tuple[int, ...] = ()) -> int:
@@ -141,9 +150,15 @@ class RNNForecaster:
         def make_network() -> ForecastNetwork:
             return self._network(series).to(device)
 
-        with _threads(config.threads if device.type == "cpu" else None):
-            networks, self.metrics = fit_members(make_network, batch_loss, train, val, config, directory=directory,
-                                                 resume=resume, progress=self.progress, callback=callback)
+        try:
+            with _threads(config.threads if device.type == "cpu" else None):
+                networks, self.metrics = fit_members(make_network, batch_loss, train, val, config,
+                                                     directory=directory, resume=resume, progress=self.progress,
+                                                     callback=callback)
+        except TrainingDivergedError:
+            if directory is not None and not resume:  # a fresh run leaves no untrained model behind
+                modeldir.remove_files(directory, RUN_FILES)
+            raise
         self.networks = [network.cpu().eval() for network in networks]
         if directory is not None:
             self.save(directory)

@@ -419,6 +419,10 @@ def _numeric_column(frame: pd.DataFrame, col: str) -> pd.Series:
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataError(f"column {col!r} holds a non-numeric value {str(raw.iloc[row])!r} (data row {row + 1})")
+    infinite = np.isinf(values.to_numpy(dtype=np.float64))
+    if infinite.any():  # pandas reads "inf" as a number; no fill can repair it, so say where it is
+        row = int(np.flatnonzero(infinite)[0])
+        raise DataError(f"column {col!r} holds an infinite value {str(raw.iloc[row])!r} (data row {row + 1})")
     return values.astype(np.float64)
 
 
@@ -489,20 +493,31 @@ def _fill(frame: pd.DataFrame, fill: str, index: pd.Index, what: str) -> pd.Data
     return frame.ffill().bfill()
 
 
+def _filled_values(frame: pd.DataFrame, fill: str, index: pd.Index, what: str) -> np.ndarray:
+    """The block as float64 after `fill`; what is still not finite (an infinite value given as a number, or
+    a column with nothing to fill from) is an error naming the column and the first such time."""
+    values = _fill(frame, fill, index, what).to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        name = frame.columns[col]
+        if np.isinf(values[row, col]):
+            raise DataError(f"{what} {name!r} holds an infinite value at {format_time(index[row])}")
+        raise DataError(f"{what} {name!r} holds no values, so --fill {fill} has nothing to fill from")
+    return values
+
+
 def _assemble(target: pd.DataFrame, index: pd.Index, targets: tuple[str, ...], past: pd.DataFrame | None,
               fut: pd.DataFrame | None, freq: str | None, season_length: int | None, calendar: tuple[str, ...],
               fill: str, name: str, source: dict) -> Series:
-    target = _fill(target, fill, index, "target column")
-    values = target.to_numpy(dtype=np.float64)
-    if not np.isfinite(values).all():
-        raise DataError("the series holds an infinite value")
+    values = _filled_values(target, fill, index, "target column")
     past_values = None
     if past is not None:
-        past_values = _fill(past, fill, index, "covariate").to_numpy(dtype=np.float64)
+        past_values = _filled_values(past, fill, index, "covariate")
     fut_values = None
     if fut is not None:
         full_index = index.append(future_index(index, freq, len(fut) - len(index))) if len(fut) > len(index) else index
-        fut_values = _fill(fut, fill, full_index, "future covariate").to_numpy(dtype=np.float64)
+        fut_values = _filled_values(fut, fill, full_index, "future covariate")
     if season_length is None:
         season_length = season_length_of(freq)
     return Series(values=values, index=index, columns=tuple(targets), freq=freq, season_length=int(season_length),

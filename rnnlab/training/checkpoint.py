@@ -23,7 +23,7 @@ import torch
 
 from rnnlab import _io
 from rnnlab.config import FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig
-from rnnlab.errors import ModelDirError, RnnlabError
+from rnnlab.errors import ConfigError, ModelDirError, RnnlabError
 
 CONFIG = "config.json"
 TOKENIZER = "tokenizer.json"
@@ -52,13 +52,17 @@ def read_config(model_dir: Path) -> dict[str, Any]:
     raw = _io.read_json(model_dir / CONFIG)
     if not isinstance(raw, dict) or "model" not in raw:
         raise ModelDirError(f"{model_dir / CONFIG} does not describe a model")
-    if raw.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelDirError(f"{model_dir} was written by a newer rnnlab (format {raw['format_version']})")
+    version = raw.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ModelDirError(f"{model_dir / CONFIG} is invalid: format_version must be a whole number "
+                            f"(got {version!r})")
+    if version > FORMAT_VERSION:
+        raise ModelDirError(f"{model_dir} was written by a newer rnnlab (format {version})")
     try:
         raw["model"] = ModelConfig.from_dict(raw["model"])
         raw["data"] = DataConfig.from_dict(raw.get("data", {}))
         raw["train"] = TrainConfig.from_dict(raw.get("train", {}))
-    except (TypeError, ValueError) as exc:
+    except (ConfigError, TypeError, ValueError) as exc:
         raise ModelDirError(f"{model_dir / CONFIG} is invalid: {exc}") from exc
     return raw
 
@@ -77,6 +81,31 @@ def _unique_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
         seen.add(tensor.data_ptr())
         out[name] = tensor
     return out
+
+
+def stored_shapes(path: Path) -> dict[str, list[int]]:
+    """Name -> shape of every tensor in a safetensors file, read from its header alone (nothing loaded)."""
+    from safetensors import SafetensorError, safe_open
+
+    if not Path(path).is_file():
+        raise ModelDirError(f"{path} is missing")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {name: list(handle.get_slice(name).get_shape()) for name in handle.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelDirError(f"{path} is truncated or corrupt ({exc})") from exc
+
+
+def check_shapes(path: Path, stored: dict[str, list[int]], expected: dict[str, list[int]],
+                 prefix: str = "") -> None:
+    """Every tensor `expected` names is in `stored` (under `prefix`) with the same shape, or a one-line
+    ModelDirError naming the file and the tensor."""
+    for name, shape in expected.items():
+        if prefix + name not in stored:
+            raise ModelDirError(f"config.json and {Path(path).name} disagree: the file lacks {prefix + name}")
+        if stored[prefix + name] != list(shape):
+            raise ModelDirError(f"config.json and {Path(path).name} disagree: {prefix + name} is "
+                                f"{stored[prefix + name]} in the file but {list(shape)} by the configuration")
 
 
 def load_weights(path: Path, model: torch.nn.Module, prefix: str = "",
