@@ -124,7 +124,7 @@ def _prepare_output(out_dir: Path, overwrite: bool, resume: bool, is_main: bool)
         # The old run's files are replaced only at the new run's first write (see start_run_files).
         _check_overwrite(out_dir, overwrite)
     if is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        _io.make_dir(out_dir)
 
 
 def _make_batches(ids: torch.Tensor, lines: list[list[int]] | None, train: TrainConfig):

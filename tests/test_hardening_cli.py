@@ -72,3 +72,11 @@ def test_a_diverged_forecaster_is_an_error_and_leaves_nothing_behind(tmp_path):
                      "--epochs", "3", "--lr", "1e12", "--clip", "0", "--no-progress")
     assert_one_line_error(result, "diverged", "--lr")
     assert not out.exists()
+
+
+def test_an_output_path_under_a_regular_file_is_one_line(small_corpus, tmp_path):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("mine")
+    assert_one_line_error(run_cli(*tiny_train_args(small_corpus, blocker / "model", "--max-steps", "2")),
+                          "file.txt")
+    assert blocker.read_text() == "mine"

@@ -14,6 +14,7 @@ import os
 import re
 from pathlib import Path
 
+from rnnlab import _io
 from rnnlab.errors import ModelDirError
 
 LOCK = ".rnnlab.lock"
@@ -37,7 +38,7 @@ class DirLock:
     def acquire(self) -> DirLock:
         if self.directory.exists() and not self.directory.is_dir():
             raise ModelDirError(f"{self.directory} exists and is not a directory")
-        self.directory.mkdir(parents=True, exist_ok=True)
+        _io.make_dir(self.directory)
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
