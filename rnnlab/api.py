@@ -12,7 +12,6 @@ done from Python with the same option names:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -148,19 +147,8 @@ def train(corpus: str | os.PathLike, out_dir: str | os.PathLike, **kwargs: Any) 
     out_dir = Path(out_dir)
     if not distributed.from_environment().is_main:
         return _train(corpus, out_dir, **kwargs)
-    created = not out_dir.exists()
-    lock = modeldir.DirLock(out_dir).acquire()
-    try:
+    with modeldir.exclusive_run(out_dir):
         return _train(corpus, out_dir, **kwargs)
-    except BaseException:
-        if created and not modeldir.entries(out_dir):
-            # Failed before writing anything: leave no trace of the directory this call made.
-            with contextlib.suppress(OSError):
-                lock.path.unlink()
-                out_dir.rmdir()
-        raise
-    finally:
-        lock.release()
 
 
 def _train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=None, test_file=None,

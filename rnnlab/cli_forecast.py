@@ -11,7 +11,6 @@ bar to stderr. Every input is checked before anything is written.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import re
 import sys
@@ -285,19 +284,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train under an exclusive lock on MODEL_DIR (.rnnlab.lock), so two runs never interleave."""
     from rnnlab.training import modeldir
 
-    out = Path(args.output)
-    created = not out.exists()
-    lock = modeldir.DirLock(out).acquire()
-    try:
+    with modeldir.exclusive_run(Path(args.output)):
         return _cmd_train(args)
-    except BaseException:
-        if created and not modeldir.entries(out):
-            with contextlib.suppress(OSError):
-                lock.path.unlink()
-                out.rmdir()
-        raise
-    finally:
-        lock.release()
 
 
 def _is_forecast_dir(directory: Path) -> bool:

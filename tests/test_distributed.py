@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 import rnnlab
 
@@ -20,19 +21,25 @@ ROOT = Path(__file__).resolve().parents[1]
 # holds before and after the loop, so the test can compare ranks (only rank 0 writes the model).
 SPY = '''
 import os, sys
-import torch
+from safetensors.torch import save_file
 from rnnlab import api, cli
 
 def spied_loop(model, *args, **kwargs):
-    before = {k: v.clone() for k, v in model.state_dict().items()}
+    before = {"before." + k: v.clone() for k, v in model.state_dict().items()}
     result = LOOP(model, *args, **kwargs)
-    torch.save({"before": before, "after": model.state_dict()},
-               os.path.join(sys.argv[1], "rank%s.pt" % os.environ["RANK"]))
+    after = {"after." + k: v.clone() for k, v in model.state_dict().items()}
+    save_file({**before, **after}, os.path.join(sys.argv[1], "rank%s.safetensors" % os.environ["RANK"]))
     return result
 
 LOOP, api.run_loop = api.run_loop, spied_loop
 sys.exit(cli.main(sys.argv[2:]))
 '''
+
+
+def _weights_before_and_after(path: Path) -> dict[str, dict[str, torch.Tensor]]:
+    saved = load_file(path)
+    return {when: {k[len(when) + 1:]: v for k, v in saved.items() if k.startswith(when + ".")}
+            for when in ("before", "after")}
 
 
 def free_port() -> int:
@@ -57,7 +64,7 @@ def test_torchrun_two_ranks_train_one_model(tmp_path, small_corpus):
     assert result.returncode == 0, result.stderr[-2000:]
     # Each rank trained on its own shard (and its own dropout draws): only averaged gradients keep the
     # two copies equal, and they did move.
-    rank0, rank1 = (torch.load(ranks / f"rank{r}.pt") for r in (0, 1))
+    rank0, rank1 = (_weights_before_and_after(ranks / f"rank{r}.safetensors") for r in (0, 1))
     assert rank0["after"].keys() == rank1["after"].keys()
     assert all(torch.equal(rank0["after"][k], rank1["after"][k]) for k in rank0["after"])
     assert not all(torch.equal(rank0["after"][k], rank0["before"][k]) for k in rank0["after"])

@@ -73,6 +73,25 @@ class DirLock:
         self.release()
 
 
+@contextlib.contextmanager
+def exclusive_run(directory: Path):
+    """Hold the directory's lock for a whole run; if the run fails having written nothing into a
+    directory this call created, remove that directory again (a failed run leaves no trace)."""
+    directory = Path(directory)
+    created = not directory.exists()
+    lock = DirLock(directory).acquire()
+    try:
+        yield lock
+    except BaseException:
+        if created and not entries(directory):
+            with contextlib.suppress(OSError):
+                lock.path.unlink()
+                directory.rmdir()
+        raise
+    finally:
+        lock.release()
+
+
 def entries(directory: Path) -> list[Path]:
     """What `directory` holds, not counting rnnlab's lock file."""
     try:
