@@ -1,4 +1,4 @@
-"""Shared helpers for the benchmarks: paths, timing, peak memory, the JSON last line."""
+"""Shared helpers for the benchmarks: paths, timing, peak memory, the JSON last line, --option NAME=VALUE."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import resource
 import sys
 import time
+import typing
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,3 +35,40 @@ def emit(result: dict) -> None:
     """Every benchmark ends with its figures as one JSON object on the last line of stdout."""
     sys.stdout.flush()
     print(json.dumps(result), flush=True)
+
+
+def _fields() -> dict:
+    from dataclasses import fields
+
+    from rnnlab.config import DataConfig, ModelConfig, TrainConfig
+
+    found = {}
+    for cls in (ModelConfig, DataConfig, TrainConfig):
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            found.setdefault(f.name, hints[f.name])
+    return found
+
+
+def parse_option(item: str) -> tuple[str, object]:
+    """NAME=VALUE converted to the type of rnnlab's config field NAME ("false"/"0" are False for bools,
+    "none" is None for optional fields, "a,b,c" for tuples); an unknown NAME keeps its string."""
+    name, value = item.split("=", 1)
+    kind = _fields().get(name)
+    return name, _convert(value, kind) if kind is not None else value
+
+
+def _convert(value: str, kind):
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    if type(None) in typing.get_args(kind):  # X | None
+        return None if value.strip().lower() in ("none", "null", "") else _convert(value, args[0])
+    if typing.get_origin(kind) is tuple:
+        return tuple(_convert(v, args[0]) for v in value.split(","))
+    if kind is bool:
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"not a boolean: {value!r}")
+    return kind(value)

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED_DATA, emit, peak_rss_mb  # noqa: E402
+from _common import SHARED_DATA, emit, parse_option, peak_rss_mb  # noqa: E402
 
 import rnnlab  # noqa: E402
 from rnnlab.data.corpus import jungle_book_split, read_corpus  # noqa: E402
@@ -42,10 +42,7 @@ def main() -> None:
     text = read_corpus(Path(args.data_dir) / "jungle-book.txt")
     train_part, test = jungle_book_split(text)
     n_val = len(train_part) // 20
-    overrides = {}
-    for item in args.option:
-        name, value = item.split("=", 1)
-        overrides[name] = type(_default(name))(value) if _default(name) is not None else value
+    overrides = dict(parse_option(item) for item in args.option)
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         (work / "train.txt").write_text(train_part[:-n_val], encoding="utf-8")
@@ -66,18 +63,6 @@ def main() -> None:
           "minutes": args.minutes, "step_budget": args.steps, "steps": info["training"]["steps"],
           "parameters": info["parameters"]["total"], "threads": torch.get_num_threads(),
           "peak_rss_mb": round(peak_rss_mb(), 1), "options": overrides})
-
-
-def _default(name: str):
-    from dataclasses import fields
-
-    from rnnlab.config import ModelConfig, TrainConfig
-
-    for cls in (ModelConfig, TrainConfig):
-        for f in fields(cls):
-            if f.name == name:
-                return f.default
-    return None
 
 
 if __name__ == "__main__":

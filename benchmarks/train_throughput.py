@@ -1,12 +1,20 @@
 """Training throughput: rnnlab's whole step against the raw nn.LSTM forward+backward, same shapes.
 
-    python benchmarks/train_throughput.py [--repeats 5]
+    python benchmarks/train_throughput.py [--repeats 5] [--bf16] [--cells]
 
 A char model (vocabulary 80) with a 2-layer LSTM of 256 and of 512, batch 64, sequence 128. rnnlab's
 step is everything `rnnlab train` does per batch: embedding, LSTM, decoder, cross-entropy, backward,
 gradient clipping, AdamW. The raw step is `nn.LSTM` forward + backward of a sum. Also reported: the
 achieved GFLOP/s of rnnlab's step (LSTM matrix products only, forward x3 for backward) over the machine's
-fp32 peak measured in the same run with a large `F.linear`.
+fp32 peak measured in the same run with a large `F.linear`. With --bf16, rnnlab's 2x256 step is also
+timed under `--precision bf16` (autocast), as bf16_tokens_per_s_256 and bf16_speedup_256 (fp32 time
+over bf16 time; below 1 means bf16 is slower, as on CPUs without native bf16 arithmetic) and
+bf16_vs_raw_256 (the raw fp32 nn.LSTM step's time over rnnlab's bf16 step's).
+
+With --cells, rnnlab's whole step for each cell (lstm, mingru, minlstm) at the same parameter count (the
+2x256 LSTM's; the min cells keep 2 blocks with their default MLP and take the hidden size whose count is
+nearest), batch 32, at sequence lengths 64 and 256: cell_tokens_per_s_{cell}_{seq} and
+cell_speedup_{cell}_{seq} (tokens/s over the LSTM's).
 """
 
 from __future__ import annotations
@@ -44,26 +52,61 @@ def measure_peak(repeats: int) -> float:
     return 2 * 4096**3 / seconds / 1e9
 
 
-def rnnlab_step_time(hidden: int, repeats: int) -> float:
+def rnnlab_step_time(hidden: int, repeats: int, precision: str = "fp32", cell: str = "lstm",
+                     batch: int = BATCH, seq: int = SEQ) -> float:
     torch.manual_seed(0)
-    config = ModelConfig(vocab_size=VOCAB, cell="lstm", layers=LAYERS, hidden_size=hidden,
-                         embedding_size=EMBED, dropout=0.0)
-    model = RNNLanguageModel(config)
-    train = TrainConfig(batch_size=BATCH, seq_len=SEQ)
+    model = RNNLanguageModel(_config(cell, hidden))
+    train = TrainConfig(batch_size=batch, seq_len=seq, precision=precision)
     optimizer = make_optimizer(model.parameters(), train)
-    ids = torch.randint(0, VOCAB, (BATCH, SEQ + 1))
+    ids = torch.randint(0, VOCAB, (batch, seq + 1))
     batch = Batch(ids[:, :-1], ids[:, 1:], carries_state=True)
     carry = [None]
     device = torch.device("cpu")
 
     def step():
-        loss, carry[0], _ = batch_loss(model, batch, carry[0], device)
+        loss, carry[0], *_ = batch_loss(model, batch, carry[0], device, train)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
 
     return best_time(step, repeats)
+
+
+def _config(cell: str, hidden: int) -> ModelConfig:
+    return ModelConfig(vocab_size=VOCAB, cell=cell, layers=LAYERS, hidden_size=hidden, embedding_size=EMBED,
+                       dropout=0.0)
+
+
+def parameters(cell: str, hidden: int) -> int:
+    return sum(p.numel() for p in RNNLanguageModel(_config(cell, hidden)).parameters())
+
+
+def matched_hidden(cell: str, target: int) -> int:
+    """The hidden size (a multiple of 8) whose model has the parameter count nearest `target`."""
+    return min(range(8, 2049, 8), key=lambda h: abs(parameters(cell, h) - target))
+
+
+def compare_cells(repeats: int) -> dict:
+    """Tokens/s of rnnlab's step for each cell at the 2x256 LSTM's parameter count, seq 64 and 256."""
+    target = parameters("lstm", 256)
+    out = {"cell_parameters_lstm": target}
+    hidden = {"lstm": 256}
+    for cell in ("mingru", "minlstm"):
+        hidden[cell] = matched_hidden(cell, target)
+        out[f"cell_hidden_{cell}"] = hidden[cell]
+        out[f"cell_parameters_{cell}"] = parameters(cell, hidden[cell])
+    for seq in (64, 256):
+        times = {cell: [] for cell in hidden}
+        for _ in range(2):  # interleaved, so that machine noise hits every cell alike
+            for cell, h in hidden.items():
+                times[cell].append(rnnlab_step_time(h, repeats, cell=cell, batch=32, seq=seq))
+        for cell in hidden:
+            rate = 32 * seq / min(times[cell])
+            out[f"cell_tokens_per_s_{cell}_{seq}"] = round(rate)
+            out[f"cell_speedup_{cell}_{seq}"] = round(min(times["lstm"]) / min(times[cell]), 3)
+            print(f"seq {seq}: {cell} (hidden {hidden[cell]}) {rate:,.0f} tok/s", file=sys.stderr)
+    return out
 
 
 def raw_step_time(hidden: int, repeats: int) -> float:
@@ -82,6 +125,9 @@ def raw_step_time(hidden: int, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--bf16", action="store_true", help="also time the 2x256 step under --precision bf16")
+    parser.add_argument("--cells", action="store_true",
+                        help="also compare lstm, mingru and minlstm at equal parameters, seq 64 and 256")
     args = parser.parse_args()
     pick_device("cpu")
     peak = measure_peak(args.repeats)
@@ -100,6 +146,17 @@ def main() -> None:
                        f"gflops_{hidden}": round(gflops, 1),
                        f"fraction_of_peak_{hidden}": round(gflops / peak, 3),
                        f"raw_fraction_of_peak_{hidden}": round(raw_gflops / peak, 3)})
+        if args.bf16 and hidden == 256:
+            fp32 = min(rnnlab_step_time(hidden, args.repeats), rnnlab_step_time(hidden, args.repeats))
+            bf16 = min(rnnlab_step_time(hidden, args.repeats, "bf16"),
+                       rnnlab_step_time(hidden, args.repeats, "bf16"))
+            print(f"hidden {hidden}: fp32 step {fp32 * 1e3:.0f} ms, bf16 step {bf16 * 1e3:.0f} ms",
+                  file=sys.stderr)
+            result.update({f"bf16_tokens_per_s_{hidden}": round(tokens / bf16),
+                           f"bf16_speedup_{hidden}": round(fp32 / bf16, 3),
+                           f"bf16_vs_raw_{hidden}": round(raw / bf16, 3)})
+    if args.cells:
+        result.update(compare_cells(args.repeats))
     emit(result)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from rnnlab import _io
-from rnnlab.config import DataConfig, ModelConfig, SampleConfig, TrainConfig, flag_of
+from rnnlab.config import MIN_CELLS, DataConfig, ModelConfig, SampleConfig, TrainConfig, flag_of
 from rnnlab.data import batching
 from rnnlab.data.corpus import read_corpus, split_text
 from rnnlab.data.registry import resolve_corpus
@@ -45,6 +45,8 @@ _MODEL_FIELDS = {f.name for f in fields(ModelConfig)} - {"vocab_size", "output"}
 _DATA_FIELDS = {f.name for f in fields(DataConfig)}
 _TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
 _SAMPLE_FIELDS = {f.name for f in fields(SampleConfig)}
+# What fine-tuning (--init-from) may change in the model: its regularisation, never its shape.
+_REGULARISATION_FIELDS = ("dropout", "weight_drop", "embed_dropout", "locked_dropout")
 # A resumed run keeps its settings; only its budget and reporting may change.
 _RESUMABLE_TRAIN_FIELDS = {"epochs", "max_steps", "max_time", "eval_every", "sample_every",
                            "checkpoint_every", "patience", "device"}
@@ -198,15 +200,17 @@ def _train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=No
             data_cfg = base.data_config.replace(split=data_cfg.split)
         model_cfg = base.model.config.replace(output=output)
         # Regularisation may change for the new text; the architecture may not.
-        model_cfg = model_cfg.replace(**{k: v for k, v in model_opts.items() if k in ("dropout", "weight_drop")})
+        model_cfg = model_cfg.replace(**{k: v for k, v in model_opts.items() if k in _REGULARISATION_FIELDS})
     else:
         tokenizer = build_tokenizer(splits.train, data_cfg)
     if model_cfg is None:
         model_cfg = ModelConfig(**model_opts, vocab_size=tokenizer.vocab_size, output=output)
     _check_objective(model_cfg, train_cfg)
 
-    train_ids = torch.tensor(tokenizer.encode(splits.train), dtype=torch.long)
-    valid_ids = torch.tensor(tokenizer.encode(splits.valid), dtype=torch.long)
+    # A sequence model's streams begin with the start-of-text context, as generation and evaluation do.
+    start = tokenizer.start_ids() if train_cfg.objective == "sequence" else []
+    train_ids = torch.tensor(start + tokenizer.encode(splits.train), dtype=torch.long)
+    valid_ids = torch.tensor(start + tokenizer.encode(splits.valid), dtype=torch.long)
     if valid_ids.numel() < 2:
         raise DataError("the validation text is empty or shorter than two tokens; give --val-file or a "
                         "larger validation share with --split")
@@ -239,7 +243,7 @@ def _train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=No
     if env.is_main and resume:
         ckpt.write_config(out_dir, model_cfg, data_cfg, train_cfg, {"corpus": corpus_facts})
 
-    chars_per_token = len(splits.valid) / max(valid_ids.numel(), 1)
+    chars_per_token = len(splits.valid) / max(valid_ids.numel() - len(start), 1)
     window = train_cfg.window if train_cfg.objective == "window" else None
     if train_cfg.objective == "prefixes":
         valid_lines = _encode_lines(tokenizer, splits.valid)
@@ -414,16 +418,21 @@ class LanguageModel:
 
     # -- generation
     def _prompt_ids(self, prompt: str, unknown: str) -> tuple[list[int], str]:
-        if self.data_config is not None and self.data_config.lower:
-            prompt = prompt.lower()
-        if prompt:
-            ids = self.tokenizer.encode(prompt, unknown=unknown)
-            if ids:
-                return ids, prompt
-        # No prompt: start from a newline (a paragraph start) when the vocabulary has one.
-        start = self.tokenizer.encode("\n", unknown="replace") if "\n" not in \
-            self.tokenizer.unknown_items("\n") else []
-        return (start or [0]), ""
+        """(ids to prime the model with, the prompt as given: echoed as typed, read as the tokenizer sees it).
+
+        A stateful model starts where it learnt a text starts: the start-of-text context, then the
+        prompt (so "Mowgli" is read as a word at the start of a line, not as the tail of one). Window
+        and prefix models read only their own context.
+        """
+        start = self.tokenizer.start_ids() if self.model.config.output == "sequence" else []
+        ids = self.tokenizer.encode(prompt, unknown=unknown) if prompt else []
+        if not ids:
+            # No prompt: the start context alone, or a newline for models without one.
+            return (start or self._newline_ids() or [0]), ""
+        return start + ids, prompt
+
+    def _newline_ids(self) -> list[int]:
+        return [] if self.tokenizer.unknown_items("\n") else self.tokenizer.encode("\n")
 
     def sample(self, prompt: str = "", *, on_text: Callable[[str], None] | None = None,
                **options: Any) -> list[Generation]:
@@ -538,13 +547,16 @@ class LanguageModel:
         else:
             keep = self.data_config.keep_header if self.data_config else False
             text = read_corpus(source, keep_header=keep)
-        if self.data_config is not None and self.data_config.lower:
-            text = text.lower()
+        text = self.tokenizer.normalize(text)
         unknown_items = self.tokenizer.unknown_items(text)
         ids = torch.tensor(self.tokenizer.encode(text, unknown="replace"), dtype=torch.long)
+        unk = int((ids == self.tokenizer.unk_id).sum()) if self.tokenizer.unk_id is not None else 0
+        chars_per_token = len(text) / max(ids.numel(), 1)
+        if self.model.config.output == "sequence":
+            # Scored from the start-of-text context, as it was trained: the first token is predicted too.
+            ids = torch.cat([torch.tensor(self.tokenizer.start_ids(), dtype=torch.long), ids])
         if ids.numel() < 2:
             raise DataError("the text is too short to evaluate: it needs at least two tokens")
-        unk = int((ids == self.tokenizer.unk_id).sum()) if self.tokenizer.unk_id is not None else 0
         train = self.configs.get("train")
         if train is not None and train.objective == "prefixes":
             metrics = _evaluate_prefixes(self.model, _encode_lines(self.tokenizer, text), self.device)
@@ -555,10 +567,10 @@ class LanguageModel:
                 raise ConfigError(f"--dynamic-lr must be positive (got {dynamic_lr})")
             from rnnlab.training.dynamic_eval import evaluate_dynamic
 
-            metrics = evaluate_dynamic(self.model, ids, len(text) / ids.numel(), self.device, lr=dynamic_lr)
+            metrics = evaluate_dynamic(self.model, ids, chars_per_token, self.device, lr=dynamic_lr)
         else:
             window = train.window if train is not None and train.objective == "window" else None
-            metrics = evaluate_ids(self.model, ids, len(text) / ids.numel(), self.device,
+            metrics = evaluate_ids(self.model, ids, chars_per_token, self.device,
                                    batch_size=batch_size, seq_len=seq_len, window=window)
         metrics.update({"characters": len(text), "unknown": unk, "unknown_kinds": unknown_items[:20]})
         return metrics
@@ -636,8 +648,11 @@ class _TextStream:
         return piece
 
 
-def keras_parameter_count(config: ModelConfig) -> dict[str, int]:
-    """The counts Keras' model.summary() shows for the same layers (one bias vector per gate, not two)."""
+def keras_parameter_count(config: ModelConfig) -> dict[str, int] | None:
+    """The counts Keras' model.summary() shows for the same layers (one bias vector per gate, not two);
+    None for the min cells, which Keras has no layer for."""
+    if config.cell in MIN_CELLS:
+        return None
     gates = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}[config.cell]
     directions = 2 if config.bidirectional else 1
     V, E, H = config.vocab_size, config.embedding_size, config.hidden_size
@@ -666,6 +681,10 @@ def load(path: str | os.PathLike | None = None, device: str = "cpu") -> Language
     model_dir = resolve_model_dir(path)
     configs = ckpt.read_config(model_dir)
     tokenizer = load_tokenizer(model_dir / ckpt.TOKENIZER)
+    data_cfg = configs.get("data")
+    if data_cfg is not None and data_cfg.lower:
+        # Char and BPE tokenizers written before lower-casing was theirs: --lower applied to the prompts.
+        tokenizer.lower = True
     model_cfg: ModelConfig = configs["model"]
     if model_cfg.vocab_size != tokenizer.vocab_size:
         raise ModelDirError(f"{model_dir}: config.json says {model_cfg.vocab_size} tokens but tokenizer.json "

@@ -30,7 +30,7 @@ def _err(line: str) -> None:
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--level", choices=["char", "word", "bpe"], help="token level (default char)")
-    g.add_argument("--lower", action="store_true", default=None, help="lower-case the text (word level)")
+    g.add_argument("--lower", action="store_true", default=None, help="lower-case the text: training text, prompts and evaluation text (any level)")
     g.add_argument("--max-vocab", type=int, dest="max_vocab", help="keep the N most frequent words")
     g.add_argument("--min-count", type=int, dest="min_count", help="words seen fewer times become <unk>")
     g.add_argument("--vocab-size", type=int, dest="vocab_size", help="BPE vocabulary size")
@@ -43,13 +43,20 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--test-file", help="test text")
     g.add_argument("--data-dir", help="folder that already holds named corpora (or RNNLAB_DATA_DIR)")
     m = p.add_argument_group("model")
-    m.add_argument("--cell", choices=["lstm", "gru", "rnn_tanh", "rnn_relu"])
+    m.add_argument("--cell", choices=["lstm", "gru", "rnn_tanh", "rnn_relu", "mingru", "minlstm"],
+                   help="recurrent cell (default lstm); mingru/minlstm: parallel-scan cells in residual blocks")
     m.add_argument("--layers", type=int)
     m.add_argument("--hidden", type=int, dest="hidden_size")
     m.add_argument("--embedding", type=int, dest="embedding_size")
     m.add_argument("--dropout", type=float)
     m.add_argument("--weight-drop", type=float, dest="weight_drop",
                    help="DropConnect on the recurrent weights while training (default 0)")
+    m.add_argument("--embed-dropout", type=float, dest="embed_dropout",
+                   help="drop whole rows of the embedding while training (AWD-LSTM; default 0)")
+    m.add_argument("--locked-dropout", action="store_true", default=None, dest="locked_dropout",
+                   help="--dropout with one mask per sequence on the inputs, between layers and on the outputs")
+    m.add_argument("--mlp-ratio", type=int, dest="mlp_ratio",
+                   help="MLP width of each mingru/minlstm block, times --hidden (default 4; 0: none)")
     m.add_argument("--tie-weights", action="store_true", default=None, dest="tie_weights")
     m.add_argument("--input", choices=["embedding", "onehot"])
     m.add_argument("--bidirectional", action="store_true", default=None)
@@ -78,6 +85,10 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     t.add_argument("--sample-every", type=int, dest="sample_every")
     t.add_argument("--checkpoint-every", type=int, dest="checkpoint_every")
     t.add_argument("--device")
+    t.add_argument("--ar", type=float, help="activation regularisation alpha (AWD-LSTM; default 0: off)")
+    t.add_argument("--tar", type=float, help="temporal activation regularisation beta (default 0: off)")
+    t.add_argument("--precision", choices=["fp32", "bf16"],
+                   help="fp32 (default, bitwise reproducible) or bf16 autocast")
     r = p.add_argument_group("run")
     r.add_argument("--resume", action="store_true", help="continue the interrupted run in MODEL_DIR")
     r.add_argument("--overwrite", action="store_true", help="replace an existing MODEL_DIR")

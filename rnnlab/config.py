@@ -16,7 +16,10 @@ from rnnlab.errors import ConfigError
 
 FORMAT_VERSION = 1
 
-CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu", "mingru", "minlstm")
+# Cells whose gates read the input only (Feng et al. 2024), trained by a parallel scan in residual blocks.
+MIN_CELLS = ("mingru", "minlstm")
+PRECISIONS = ("fp32", "bf16")
 LEVELS = ("char", "word", "bpe")
 OBJECTIVES = ("sequence", "window", "prefixes")
 OPTIMIZERS = ("adamw", "adam", "rmsprop", "sgd")
@@ -127,6 +130,12 @@ class ModelConfig(JsonConfig):
     embedding_size: int = field(default=128, metadata=flag_field("--embedding"))
     dropout: float = field(default=0.4, metadata=flag_field("--dropout"))
     weight_drop: float = field(default=0.0, metadata=flag_field("--weight-drop"))
+    # AWD-LSTM's regularisers (Merity et al. 2018): whole embedding rows dropped, and --dropout with one
+    # mask per sequence (locked/variational) instead of one per element.
+    embed_dropout: float = field(default=0.0, metadata=flag_field("--embed-dropout"))
+    locked_dropout: bool = field(default=False, metadata=flag_field("--locked-dropout"))
+    # Width of the MLP in each residual block of the min cells, as a multiple of --hidden (0: no MLP).
+    mlp_ratio: int = field(default=4, metadata=flag_field("--mlp-ratio"))
     tie_weights: bool = field(default=False, metadata=flag_field("--tie-weights"))
     input: str = field(default="embedding", metadata=flag_field("--input"))
     bidirectional: bool = field(default=False, metadata=flag_field("--bidirectional"))
@@ -142,6 +151,15 @@ class ModelConfig(JsonConfig):
         require(self.embedding_size >= 1, "--embedding", f"must be at least 1 (got {self.embedding_size})")
         require(0.0 <= self.dropout < 1.0, "--dropout", f"must be in [0, 1) (got {self.dropout})")
         require(0.0 <= self.weight_drop < 1.0, "--weight-drop", f"must be in [0, 1) (got {self.weight_drop})")
+        require(0.0 <= self.embed_dropout < 1.0, "--embed-dropout",
+                f"must be in [0, 1) (got {self.embed_dropout})")
+        require(0 <= self.mlp_ratio <= 64, "--mlp-ratio", f"must be in [0, 64] (got {self.mlp_ratio})")
+        if self.cell in MIN_CELLS:
+            require(self.weight_drop == 0.0, "--weight-drop",
+                    f"acts on recurrent weights, which --cell {self.cell} does not have")
+            require(not self.bidirectional, "--bidirectional", f"is not available with --cell {self.cell}")
+            require(self.cell_impl == "fused", "--cell-impl",
+                    f"reference is for lstm, gru and rnn_*; --cell {self.cell} has one implementation")
         require_one_of(self.input, ("embedding", "onehot"), "--input")
         require_one_of(self.cell_impl, ("fused", "reference"), "--cell-impl")
         require_one_of(self.output, ("sequence", "last"), "output")
@@ -207,10 +225,18 @@ class TrainConfig(JsonConfig):
     sample_every: int = field(default=1, metadata=flag_field("--sample-every"))  # epochs; 0 = off
     checkpoint_every: int = field(default=200, metadata=flag_field("--checkpoint-every"))
     device: str = field(default="auto", metadata=flag_field("--device"))
+    # Activation and temporal activation regularisation (AWD-LSTM): alpha * mean(h^2) on the dropped
+    # last-layer outputs, beta * mean((h_t - h_{t-1})^2) on the undropped ones. 0 = off.
+    ar: float = field(default=0.0, metadata=flag_field("--ar"))
+    tar: float = field(default=0.0, metadata=flag_field("--tar"))
+    precision: str = field(default="fp32", metadata=flag_field("--precision"))
 
     def __post_init__(self) -> None:
         self.check_types()
         require_one_of(self.objective, OBJECTIVES, "--objective")
+        require(self.ar >= 0 and math.isfinite(self.ar), "--ar", f"must be >= 0 (got {self.ar}; 0 turns it off)")
+        require(self.tar >= 0 and math.isfinite(self.tar), "--tar", f"must be >= 0 (got {self.tar}; 0 turns it off)")
+        require_one_of(self.precision, PRECISIONS, "--precision")
         require(self.seq_len >= 1, "--seq-len", f"must be at least 1 (got {self.seq_len})")
         require(self.batch_size >= 1, "--batch-size", f"must be at least 1 (got {self.batch_size})")
         require(self.window >= 1, "--window", f"must be at least 1 (got {self.window})")

@@ -203,11 +203,15 @@ class Session:
         self.logits, self.state = prime(self.lm.model, ids, 1, self.lm.device, self.state)
         self.context.extend(ids)
 
-    def _start(self) -> None:
-        """A fresh session with nothing typed starts at a paragraph: a newline when the vocabulary has one."""
-        if self.logits is None:
-            start = [] if self.tokenizer.unknown_items("\n") else self.tokenizer.encode("\n")
-            self._feed(start or [0])
+    def _start(self, need_prediction: bool = True) -> None:
+        """A fresh story begins with the start-of-text context, as the model was trained (nothing, for
+        window and prefix models); with nothing else to read, a token the model can predict from."""
+        if self.context:
+            return
+        if self.lm.model.config.output == "sequence":
+            self._feed(self.tokenizer.start_ids())
+        if need_prediction and self.logits is None:
+            self._feed(self.lm._newline_ids() or [0])
 
     def _piece(self, ids: list[int], before: list[int]) -> str:
         """The text that tokens `ids` add after the tokens `before`."""
@@ -218,9 +222,6 @@ class Session:
         return self.tokenizer.decode(tail + ids)[len(prefix):]
 
     def _encode(self, text: str) -> list[int]:
-        data = self.lm.data_config
-        if data is not None and data.lower:
-            text = text.lower()
         return self.tokenizer.encode(text, unknown=self.config.unknown, what="input")
 
     # -- turns
@@ -233,6 +234,7 @@ class Session:
                 and not self.tokenizer.unknown_items(" ")):
             text = " " + text
         ids = self._encode(text)
+        self._start(need_prediction=False)
         before = list(self.context)
         self._feed(ids)
         piece = self._piece(ids, before)

@@ -22,10 +22,17 @@ def format_info(info: dict[str, Any]) -> str:
     m = info["model"]
     lines.append(f"network          {m['cell']} x {m['layers']} layer(s), hidden {m['hidden_size']}, "
                  f"{'one-hot input' if m['input'] == 'onehot' else 'embedding ' + str(m['embedding_size'])}, "
-                 f"dropout {m['dropout']}, "
+                 f"dropout {m['dropout']}"
+                 + (" (locked: one mask per sequence)" if m.get("locked_dropout") else "") + ", "
+                 + (f"embedding dropout {m['embed_dropout']}, " if m.get("embed_dropout") else "")
                  + (f"weight drop {m['weight_drop']}, " if m.get("weight_drop") else "")
                  + f"tied {m['tie_weights']}, bidirectional {m['bidirectional']}, "
                  f"cells {m['cell_impl']}")
+    if m["cell"] in ("mingru", "minlstm"):
+        mlp = f"MLP {m['mlp_ratio']}x{m['hidden_size']} (GELU)" if m.get("mlp_ratio") else "no MLP"
+        lines.append(f"blocks           residual, pre-norm (RMSNorm): x + W_out {m['cell']}(norm(x)), then "
+                     f"x + {mlp}(norm(x)); final RMSNorm; trained by a parallel log-space scan "
+                     f"(Feng et al. 2024)")
     tok = info["tokenizer"]
     lines.append(f"tokenizer        {tok['kind']} level, vocabulary {tok['vocab_size']}")
     lines.extend(_parameter_table(info["parameters"], info["keras_parameters"]))
@@ -60,9 +67,12 @@ def format_info(info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _parameter_table(params: dict[str, int], keras: dict[str, int]) -> list[str]:
+def _parameter_table(params: dict[str, int], keras: dict[str, int] | None) -> list[str]:
     """PyTorch's layers beside the layers Keras' model.summary() would list for the same network."""
     left = [(k, v) for k, v in params.items() if k != "total"] + [("total", params["total"])]
+    if keras is None:  # no Keras layer computes this cell
+        return (["parameters       pytorch (Keras has no such layer)"]
+                + [f"                 {name:<16}{_fmt_count(count):>10}" for name, count in left])
     right = [(k, v) for k, v in keras.items() if k != "total"] + [("total", keras["total"])]
     # Both totals on one row, the last one.
     rows = max(len(left), len(right))

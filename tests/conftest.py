@@ -81,3 +81,11 @@ def char_model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def word_model_dir(tmp_path_factory) -> Path:
     return _tiny_model(tmp_path_factory, "word")
+
+
+def sigint_as_a_terminal_sends_it() -> None:
+    """preexec_fn for children that a test interrupts with SIGINT: a suite started in the background of a
+    non-interactive shell inherits SIGINT ignored, and rnnlab (like nohup'd programs) keeps it ignored."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -49,7 +50,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_torchrun_two_ranks_train_one_model(tmp_path, small_corpus):
+@pytest.mark.parametrize("cell", ["lstm", "minlstm"])
+def test_torchrun_two_ranks_train_one_model(tmp_path, small_corpus, cell):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
     out, ranks = tmp_path / "ddp", tmp_path / "ranks"
     ranks.mkdir()
@@ -59,7 +61,7 @@ def test_torchrun_two_ranks_train_one_model(tmp_path, small_corpus):
     result = subprocess.run(
         [torchrun, "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
          str(spy), str(ranks), "train", str(small_corpus), "-o", str(out), "--hidden", "32", "--layers", "1",
-         "--embedding", "8", "--seq-len", "16", "--batch-size", "4", "--max-steps", "30", "--eval-every", "10",
+         "--embedding", "8", "--cell", cell, "--seq-len", "16", "--batch-size", "4", "--max-steps", "30", "--eval-every", "10",
          "--no-progress", "--sample-every", "0"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=240)
     assert result.returncode == 0, result.stderr[-2000:]
     # Each rank trained on its own shard (and its own dropout draws): only averaged gradients keep the

@@ -137,3 +137,29 @@ def test_init_from_a_missing_directory_is_a_one_line_error(shakespeare, tmp_path
     assert captured.out == ""
     assert captured.err == f"rnnlab: error: model directory {missing} does not exist\n"
     assert not out.exists()
+
+
+def test_a_mingru_model_fine_tunes_like_an_lstm(shakespeare, tmp_path, capsys):
+    """--init-from with a min cell: new characters get rows, the blocks start from the base weights."""
+    from rnnlab.data.corpus import read_corpus
+
+    train, held_out = shakespeare
+    jungle = tmp_path / "jungle.txt"
+    jungle.write_text(read_corpus(DATA / "jungle-book.txt")[:20_000], encoding="utf-8")
+    base_dir, tuned_dir = tmp_path / "base", tmp_path / "tuned"
+    rnnlab.train(jungle, base_dir, cell="mingru", hidden_size=32, embedding_size=16, layers=2, seq_len=64,
+                 batch_size=16, max_steps=40, epochs=None, lr=1e-2, warmup_steps=5, sample_every=0, seed=0,
+                 progress=False)
+    base = rnnlab.load(base_dir)
+    before = base.evaluate(held_out)
+    assert cli.main(["train", str(train), "-o", str(tuned_dir), "--init-from", str(base_dir), "--max-steps",
+                     "25", "--seq-len", "64", "--batch-size", "16", "--lr", "5e-3", "--warmup", "0",
+                     "--sample-every", "0", "--no-progress"]) == 0
+    assert "extending the vocabulary with" in capsys.readouterr().err
+    tuned = rnnlab.load(tuned_dir)
+    assert tuned.model.config.cell == "mingru"
+    after = tuned.evaluate(held_out)
+    assert after["loss"] < before["loss"] - 0.05 and after["unknown"] == 0
+    old, new = base.model.state_dict(), tuned.model.state_dict()
+    for name in ("rnn.blocks.0.cell.linear.weight", "rnn.blocks.1.mlp.0.weight"):
+        assert 0 < float((new[name] - old[name]).norm() / old[name].norm()) < 0.6, name

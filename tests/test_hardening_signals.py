@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_train_args
+from conftest import sigint_as_a_terminal_sends_it, tiny_train_args
 
 import rnnlab
 from rnnlab import _io
@@ -39,7 +39,8 @@ EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 def _spawn(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "rnnlab", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+                            preexec_fn=sigint_as_a_terminal_sends_it)
 
 
 def _tensors(path: Path, prefix: str = "") -> dict[str, torch.Tensor]:

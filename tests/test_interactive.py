@@ -16,6 +16,7 @@ from pathlib import Path
 import pexpect
 import pytest
 import torch
+from conftest import sigint_as_a_terminal_sends_it
 from conftest import single_thread as _single_thread
 
 import rnnlab
@@ -37,6 +38,13 @@ def _one_thread():
 @pytest.fixture
 def char_lm(char_model_dir):
     return rnnlab.load(char_model_dir)
+
+
+def story_ids(lm, session) -> list[int]:
+    """The story's tokens: what the session fed after the start-of-text context it begins with."""
+    start = lm.tokenizer.start_ids()
+    assert session.context[:len(start)] == start
+    return session.context[len(start):]
 
 
 def _fresh_logits(lm, ids: list[int]) -> torch.Tensor:
@@ -118,7 +126,7 @@ def test_typed_lines_continue_from_the_carried_state(char_lm):
     # The typed line is joined to the story with a space, unless the story already ends in one.
     assert added == ("Mowgli" if generated[-1].isspace() else " Mowgli")
     assert session.text == "The wolf" + generated + added
-    assert char_lm.tokenizer.decode(session.context) == session.text
+    assert char_lm.tokenizer.decode(story_ids(char_lm, session)) == session.text
     # Feeding turn by turn on top of the carried state equals reading the whole story at once.
     assert torch.allclose(session.logits, _fresh_logits(char_lm, session.context), atol=1e-5)
 
@@ -159,7 +167,7 @@ def test_a_stop_string_ends_the_turn_and_the_state_has_read_it(char_lm):
     text = session.generate()
     assert text.endswith("e") and text.count("e") == 1
     assert torch.allclose(session.logits, _fresh_logits(char_lm, session.context), atol=1e-5)
-    assert char_lm.tokenizer.decode(session.context) == session.text
+    assert char_lm.tokenizer.decode(story_ids(char_lm, session)) == session.text
 
 
 def test_unknown_characters_are_a_one_line_error(char_lm):
@@ -224,7 +232,7 @@ def test_word_model_offers_its_most_likely_next_tokens(word_model_dir):
     assert [c.probability for c in offered] == pytest.approx(top.values.tolist(), rel=1e-4)
     story = session.text
     session.add_ids(offered[0].ids)
-    assert session.text == lm.tokenizer.decode(session.context)
+    assert session.text == lm.tokenizer.decode(story_ids(lm, session))
     assert session.text.startswith(story)
 
 
@@ -289,7 +297,8 @@ def test_loop_refuses_settings_it_cannot_honour(char_lm):
 def _spawn(model_dir: Path, *args: str) -> pexpect.spawn:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONIOENCODING": "utf-8", "LC_ALL": "C.UTF-8"}
     return pexpect.spawn(sys.executable, ["-m", "rnnlab", "generate", str(model_dir), "--interactive", *args],
-                         env=env, encoding="utf-8", timeout=60, dimensions=(40, 200))
+                         env=env, encoding="utf-8", timeout=60, dimensions=(40, 200),
+                         preexec_fn=sigint_as_a_terminal_sends_it)
 
 
 def test_terminal_session_continues_the_story_and_ends_on_ctrl_c(char_model_dir, char_lm):

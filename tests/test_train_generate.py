@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_train_args
+from conftest import sigint_as_a_terminal_sends_it, tiny_train_args
 
 import rnnlab
 from rnnlab import _io
@@ -126,7 +126,8 @@ def test_resume_ends_bitwise_where_the_uninterrupted_run_ends(tmp_path, small_co
 def _spawn_training(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "rnnlab", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+                            preexec_fn=sigint_as_a_terminal_sends_it)
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -145,9 +146,10 @@ def _logged_steps(err: str) -> list[int]:
     return [int(line.split("|")[0].split()[1]) for line in err.splitlines() if line.startswith("step ")]
 
 
-def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, small_corpus):
+@pytest.mark.parametrize("cell", ["lstm", "mingru"])
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, small_corpus, cell):
     common = ["--seed", "5", "--checkpoint-every", "5", "--eval-every", "5", "--epochs", "2",
-              "--dropout", "0.1"]
+              "--dropout", "0.1", "--cell", cell]
     torch.set_num_threads(1)
     try:
         assert main(tiny_train_args(small_corpus, tmp_path / "full", *common)) == 0
@@ -228,11 +230,12 @@ def test_stateful_decoding_matches_full_recompute(trained_model):
     """Log-probabilities from one-step-per-token decoding equal those of re-reading the whole text."""
     lm = rnnlab.load(trained_model)
     sample = lm.sample("Mowgli", length=25, seed=3, temperature=1.0)[0]
-    ids = lm.tokenizer.encode("Mowgli" + sample.continuation)
+    # Generation reads the start-of-text context first, then the prompt.
+    ids = lm.tokenizer.start_ids() + lm.tokenizer.encode("Mowgli" + sample.continuation)
     with torch.inference_mode():
         logits, _ = lm.model(torch.tensor([ids]))
     logprobs = torch.log_softmax(logits[0], -1)
-    n_prompt = len(lm.tokenizer.encode("Mowgli"))
+    n_prompt = len(lm.tokenizer.start_ids() + lm.tokenizer.encode("Mowgli"))
     recomputed = [float(logprobs[n_prompt - 1 + i, ids[n_prompt + i]]) for i in range(25)]
     assert recomputed == pytest.approx(sample.logprobs, abs=1e-4)
 

@@ -53,7 +53,22 @@ class Tokenizer(ABC):
     kind: str = ""
     unk_id: int | None = None
     pad_id: int | None = None
+    lower = False  # lower-case every text before encoding it: training text, prompts, evaluation text
     _items = "tokens"  # how the unknown-items message names them
+    # The start of a text: a newline. Every line of the training stream begins after one, so the model
+    # knows what follows it (a word begins); files of a folder corpus are joined by one, and training,
+    # generation and evaluation all read it first (see `start_ids`).
+    START_TEXT = "\n"
+
+    def normalize(self, text: str) -> str:
+        """The text as this tokenizer sees it (lower-cased when `lower`)."""
+        return text.lower() if self.lower else text
+
+    def start_ids(self) -> list[int]:
+        """The start-of-text context: the ids of START_TEXT, or [] when the vocabulary lacks it."""
+        if self.unknown_items(self.START_TEXT):
+            return []
+        return self._encode(self.START_TEXT)
 
     @property
     @abstractmethod
@@ -136,21 +151,26 @@ class CharTokenizer(Tokenizer):
     # per token instead of growing a five-letter "<unk>" word in the middle of a line.
     UNK_TEXT = "\ufffd"
 
-    def __init__(self, chars: Iterable[str]):
+    def __init__(self, chars: Iterable[str], lower: bool = False):
         chars = list(chars)
         if any(not isinstance(c, str) or len(c) != 1 for c in chars) or len(set(chars)) != len(chars):
             raise ValueError("CharTokenizer needs distinct single characters")
+        if not isinstance(lower, bool):
+            raise ValueError("lower must be true or false")
+        self.lower = lower
         self._chars = chars
         self._ids = {c: i + 1 for i, c in enumerate(chars)}
         self._decode_table = [self.UNK_TEXT, *chars]
 
     @classmethod
-    def train(cls, text: str, max_vocab: int | None = None, min_count: int = 1) -> CharTokenizer:
+    def train(cls, text: str, max_vocab: int | None = None, min_count: int = 1,
+              lower: bool = False) -> CharTokenizer:
         """Vocabulary of `text`: its distinct characters (the most frequent `max_vocab - 1` ones, if set)."""
+        text = text.lower() if lower else text
         if max_vocab is None and min_count <= 1:
-            return cls(sorted(set(text)))
+            return cls(sorted(set(text)), lower=lower)
         kept = _ranked(Counter(text), min_count, None if max_vocab is None else max_vocab - 1)
-        return cls(sorted(kept))
+        return cls(sorted(kept), lower=lower)
 
     @property
     def vocab_size(self) -> int:
@@ -163,14 +183,15 @@ class CharTokenizer(Tokenizer):
 
     def extend(self, chars: Iterable[str]) -> CharTokenizer:
         """A tokenizer that also knows `chars`: existing ids unchanged, new characters appended in order."""
-        new = sorted(set(chars) - self._ids.keys())
-        return CharTokenizer(self._chars + new)
+        new = sorted(set(self.normalize("".join(chars))) - self._ids.keys())
+        return CharTokenizer(self._chars + new, lower=self.lower)
 
     def _encode(self, text: str) -> list[int]:
         lookup = self._ids.get
-        return [lookup(c, 0) for c in text]
+        return [lookup(c, 0) for c in self.normalize(text)]
 
     def unknown_items(self, text: str) -> list[str]:
+        text = self.normalize(text)
         return _in_order_of_appearance(text, set(text) - self._ids.keys())
 
     def decode(self, ids: Iterable[int]) -> str:
@@ -182,11 +203,13 @@ class CharTokenizer(Tokenizer):
         return UNK if id == self.unk_id else self._chars[id - 1]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format_version": FORMAT_VERSION, "kind": self.kind, "chars": list(self._chars)}
+        # "lower" only when set, so the files of models trained before it existed stay the same.
+        return {"format_version": FORMAT_VERSION, "kind": self.kind, "chars": list(self._chars),
+                **({"lower": True} if self.lower else {})}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CharTokenizer:
-        return cls(data["chars"])
+        return cls(data["chars"], lower=data.get("lower", False))
 
 
 # ----------------------------------------------------------------------------------------------- word
@@ -296,8 +319,7 @@ class WordTokenizer(Tokenizer):
         return piece if piece in self._ids else UNK
 
     def _encode(self, text: str) -> list[int]:
-        if self.lower:
-            text = text.lower()
+        text = self.normalize(text)
         ids = self._ids
         out: list[int] = []
         for token in self._stream(text, self._shown):
@@ -328,8 +350,7 @@ class WordTokenizer(Tokenizer):
             start = end
 
     def unknown_items(self, text: str) -> list[str]:
-        if self.lower:
-            text = text.lower()
+        text = self.normalize(text)
         missing: dict[str, None] = {}
         for token in self._stream(text, self._shown):
             if token in self._ids:
@@ -491,11 +512,14 @@ class BPETokenizer(Tokenizer):
     unk_id = None
     _items = "bytes"
 
-    def __init__(self, hf_tokenizer: Any):
+    def __init__(self, hf_tokenizer: Any, lower: bool = False):
+        if not isinstance(lower, bool):
+            raise ValueError("lower must be true or false")
         self._hf = hf_tokenizer
+        self.lower = lower
 
     @classmethod
-    def train(cls, text: str, vocab_size: int) -> BPETokenizer:
+    def train(cls, text: str, vocab_size: int, lower: bool = False) -> BPETokenizer:
         if vocab_size < BYTE_ALPHABET:
             raise ConfigError(f"--vocab-size must be at least {BYTE_ALPHABET} with --level bpe "
                               f"(the byte alphabet alone has {BYTE_ALPHABET} tokens; got {vocab_size})")
@@ -506,15 +530,15 @@ class BPETokenizer(Tokenizer):
         tok.decoder = hf.decoders.ByteLevel()
         trainer = hf.trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False, special_tokens=[],
                                          initial_alphabet=hf.pre_tokenizers.ByteLevel.alphabet())
-        tok.train_from_iterator([text], trainer=trainer, length=1)
-        return cls(tok)
+        tok.train_from_iterator([text.lower() if lower else text], trainer=trainer, length=1)
+        return cls(tok, lower=lower)
 
     @property
     def vocab_size(self) -> int:
         return self._hf.get_vocab_size()
 
     def _encode(self, text: str) -> list[int]:
-        return self._hf.encode(text, add_special_tokens=False).ids
+        return self._hf.encode(self.normalize(text), add_special_tokens=False).ids
 
     def unknown_items(self, text: str) -> list[str]:
         return []
@@ -528,11 +552,11 @@ class BPETokenizer(Tokenizer):
 
     def to_dict(self) -> dict[str, Any]:
         return {"format_version": FORMAT_VERSION, "kind": self.kind,
-                "hf_tokenizer": json.loads(self._hf.to_str())}
+                "hf_tokenizer": json.loads(self._hf.to_str()), **({"lower": True} if self.lower else {})}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BPETokenizer:
-        return cls(_hf().Tokenizer.from_str(json.dumps(data["hf_tokenizer"])))
+        return cls(_hf().Tokenizer.from_str(json.dumps(data["hf_tokenizer"])), lower=data.get("lower", False))
 
 
 # ------------------------------------------------------------------------------------------ functions
@@ -569,14 +593,15 @@ def build_tokenizer(text: str, config: DataConfig) -> Tokenizer:
     if not text:
         raise DataError("cannot build a vocabulary from empty training text")
     if config.level == "char":
-        return CharTokenizer.train(text, max_vocab=config.max_vocab, min_count=config.min_count)
+        return CharTokenizer.train(text, max_vocab=config.max_vocab, min_count=config.min_count,
+                                   lower=config.lower)
     if config.level == "word":
         if config.keras_compat:
             if config.min_count != 1:
                 raise ConfigError("--min-count has no Keras equivalent; leave it at 1 with --keras-compat")
             return KerasWordTokenizer.train(text, num_words=config.max_vocab)
         return WordTokenizer.train(text, lower=config.lower, max_vocab=config.max_vocab, min_count=config.min_count)
-    return BPETokenizer.train(text, config.vocab_size)
+    return BPETokenizer.train(text, config.vocab_size, lower=config.lower)
 
 
 def save_tokenizer(tokenizer: Tokenizer, path: str | Path) -> None:

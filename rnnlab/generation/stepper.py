@@ -28,11 +28,13 @@ from __future__ import annotations
 from typing import Protocol
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnlab.models.cells import MinRNN
 from rnnlab.models.rnn_lm import RNNLanguageModel, State
 
-__all__ = ["Stepper", "ModelStepper", "CellStepper", "make_stepper", "covers"]
+__all__ = ["Stepper", "ModelStepper", "CellStepper", "MinStepper", "make_stepper", "covers", "covers_min"]
 
 GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 
@@ -78,11 +80,23 @@ def covers(model: nn.Module) -> bool:
     return all(p.device.type == "cpu" and p.dtype == torch.float32 for p in model.parameters())
 
 
+def covers_min(model: nn.Module) -> bool:
+    """Whether `MinStepper` computes exactly what `model`'s forward does (a min-cell stack, in eval mode)."""
+    if type(model).forward is not RNNLanguageModel.forward or model.training:
+        return False
+    if not isinstance(model.rnn, MinRNN) or model.config.output != "sequence":
+        return False
+    return all(p.device.type == "cpu" and p.dtype == torch.float32 for p in model.parameters())
+
+
 def make_stepper(model: nn.Module, state: State | None, batch: int, steps: int) -> Stepper:
-    """A `CellStepper` for `model` when it covers it, else a `ModelStepper`; `steps`: how many will run."""
-    if not covers(model):
-        return ModelStepper(model, state)
-    return CellStepper(model, state, batch, fold=_worth_folding(model, batch, steps))
+    """A `CellStepper` or `MinStepper` for `model` when one covers it, else a `ModelStepper`; `steps`: how
+    many will run."""
+    if covers(model):
+        return CellStepper(model, state, batch, fold=_worth_folding(model, batch, steps))
+    if covers_min(model):
+        return MinStepper(model, state, batch)
+    return ModelStepper(model, state)
 
 
 def _worth_folding(model: RNNLanguageModel, batch: int, steps: int) -> bool:
@@ -275,3 +289,67 @@ class CellStepper:
         if self.kind == "lstm":
             return self.h_all.clone(), self.c_all.clone()
         return self.h_all.clone()
+
+
+class MinStepper:
+    """A min-cell stack (`models.cells.MinRNN`) one token at a time, its weights read once, no modules.
+
+    The same equations as `MinBlock.step` (the cell's own recurrence, no scan) in a flat list of tensor
+    ops; the embedding is folded into the input projection (table[V, H] = embedding @ W_in^T + b_in).
+    """
+
+    def __init__(self, model: RNNLanguageModel, state: State | None, batch: int):
+        c = model.config
+        rnn: MinRNN = model.rnn
+        self.mode, self.H = rnn.mode, c.hidden_size
+        with torch.no_grad():
+            if model.embedding is None:
+                rows = torch.eye(c.vocab_size)
+            else:
+                rows = model.embedding.weight.detach()
+            if rnn.input_projection is not None:
+                rows = torch.addmm(rnn.input_projection.bias, rows, rnn.input_projection.weight.t())
+            self.table = rows.detach().contiguous()  # [V, H]: token -> the blocks' input
+            self.blocks = []
+            for block in rnn.blocks:
+                mlp = None
+                if block.mlp is not None:
+                    up, _, down = block.mlp
+                    mlp = (block.mlp_norm.weight.detach(), block.mlp_norm.eps, up.bias.detach(), _t(up.weight),
+                           down.bias.detach(), _t(down.weight))
+                self.blocks.append((block.norm.weight.detach(), block.norm.eps, block.cell.linear.bias.detach(),
+                                    _t(block.cell.linear.weight), _t(block.out.weight), mlp))
+            self.norm = (rnn.norm.weight.detach(), rnn.norm.eps)
+            self.projection = None
+            if model.projection is not None:
+                self.projection = (model.projection.bias.detach(), _t(model.projection.weight))
+            self.decoder = (model.decoder.bias.detach(), _t(model.decoder.weight))
+        self.h = self.table.new_zeros(c.layers, batch, c.hidden_size)
+        if state is not None:
+            self.h.copy_(state)
+
+    def step(self, tokens: Tensor) -> Tensor:
+        H = self.H
+        x = self.table.index_select(0, tokens)  # [B, H]
+        for k, (norm_w, eps, bias, w_t, out_t, mlp) in enumerate(self.blocks):
+            gates = torch.addmm(bias, F.rms_norm(x, (H,), norm_w, eps), w_t)
+            h = self.h[k]
+            if self.mode == "mingru":  # h' = (1 - z) h + z g(a)
+                z, a = torch.sigmoid(gates[:, :H]), gates[:, H:]
+                h.mul_(1 - z).addcmul_(z, torch.where(a >= 0, a + 0.5, torch.sigmoid(a)))
+            else:  # h' = f/(f+i) h + i/(f+i) g(a)
+                f, i, a = torch.sigmoid(gates[:, :H]), torch.sigmoid(gates[:, H:2 * H]), gates[:, 2 * H:]
+                total = f + i
+                h.mul_(f / total).addcmul_(i / total, torch.where(a >= 0, a + 0.5, torch.sigmoid(a)))
+            x = torch.addmm(x, h, out_t)
+            if mlp is not None:
+                mlp_w, mlp_eps, up_b, up_t, down_b, down_t = mlp
+                hidden = F.gelu(torch.addmm(up_b, F.rms_norm(x, (H,), mlp_w, mlp_eps), up_t))
+                x = x + torch.addmm(down_b, hidden, down_t)
+        x = F.rms_norm(x, (H,), *self.norm)
+        if self.projection is not None:
+            x = torch.addmm(self.projection[0], x, self.projection[1])
+        return torch.addmm(self.decoder[0], x, self.decoder[1])
+
+    def state(self) -> State:
+        return self.h.clone()

@@ -21,9 +21,11 @@ from torch import Tensor, nn
 
 from rnnlab.errors import ConfigError
 
-__all__ = ["LSTMCell", "GRUCell", "ElmanCell", "ReferenceRNN", "make_recurrent", "MODES", "IMPLS"]
+__all__ = ["LSTMCell", "GRUCell", "ElmanCell", "ReferenceRNN", "MinGRUCell", "MinLSTMCell", "MinRNN",
+           "scan_log", "make_recurrent", "locked_dropout", "MODES", "MIN_MODES", "IMPLS"]
 
 MODES = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+MIN_MODES = ("mingru", "minlstm")
 IMPLS = ("fused", "reference")
 
 State = Tensor | tuple[Tensor, Tensor]
@@ -152,6 +154,17 @@ _CELL_OF_MODE: dict[str, type[_Cell]] = {
 }
 
 
+def locked_dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """Dropout with one mask per sequence, shared by every time step (Gal & Ghahramani 2016; AWD-LSTM).
+
+    x [B, T, F] -> x * mask[B, 1, F] / (1 - p) while training; x itself otherwise or when p == 0.
+    """
+    if not training or p == 0.0:
+        return x
+    mask = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(1.0 - p).div_(1.0 - p)
+    return x * mask
+
+
 def _init_uniform(parameters, hidden_size: int) -> None:
     # torch's own initialisation for its recurrent modules, so a fresh ReferenceRNN starts like a fused one.
     bound = 1.0 / math.sqrt(hidden_size)
@@ -275,15 +288,252 @@ class ReferenceRNN(nn.Module):
                 f"dropout={self.dropout}, batch_first={self.batch_first}, bidirectional={self.bidirectional}")
 
 
+# --- minGRU and minLSTM ---------------------------------------------------------------------------------
+# Feng, Tung, Ahmed, Hajimirsadeghi & Bengio, "Were RNNs All We Needed?" (2024). Their gates read the input
+# only, never h, so h_t = a_t * h_{t-1} + b_t with a_t, b_t known for every t at once: a whole sequence is
+# a scan, computed here in log space with cumsum and logcumsumexp as the paper's appendix does it.
+
+
+def g(x: Tensor) -> Tensor:
+    """The paper's positive activation for the candidate state: x + 1/2 for x >= 0, σ(x) below."""
+    return torch.where(x >= 0, x + 0.5, torch.sigmoid(x))
+
+
+def log_g(x: Tensor) -> Tensor:
+    """log g(x), computed without forming g (softplus keeps the negative side exact)."""
+    return torch.where(x >= 0, (F.relu(x) + 0.5).log(), -F.softplus(-x))
+
+
+# Steps per scan chunk. log A_t grows like t, and exp(log A_t + log h_t) then cancels two large logarithms:
+# in fp32 the error grows with the chunk's length (2.5e-5 at 256 steps, 4e-6 at 64), so long sequences
+# are scanned in chunks with the state carried from one to the next.
+SCAN_CHUNK = 32
+
+
+def scan_log(log_a: Tensor, log_b: Tensor, h0: Tensor | None = None, chunk: int = SCAN_CHUNK) -> Tensor:
+    """h_t = a_t * h_{t-1} + b_t for t = 1..T from log a, log b [B, T, H] and h0 [B, H] (None: zeros).
+
+    With A_t = a_1 ... a_t, h_t = A_t * (h0 + sum_{k <= t} b_k / A_k), so
+        log h_t = log A_t + logaddexp(log h0, logcumsumexp_k(log b_k - log A_k)):
+    every term stays a logarithm, so nothing under- or overflows. h0 must be positive or zero (the
+    cells' states are: g > 0). Runs `chunk` steps at a time (see SCAN_CHUNK); returns h [B, T, H].
+    """
+    pieces = []
+    for start in range(0, log_a.shape[1], chunk):
+        log_A = torch.cumsum(log_a[:, start:start + chunk], dim=1)
+        log_h = torch.logcumsumexp(log_b[:, start:start + chunk] - log_A, dim=1)
+        if h0 is not None:
+            log_h = torch.logaddexp(h0.clamp_min(0).log().unsqueeze(1), log_h)
+        pieces.append(torch.exp(log_A + log_h))
+        h0 = pieces[-1][:, -1]
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)
+
+
+class _LinearScan(torch.autograd.Function):
+    """h_t = a_t * h_{t-1} + b_t, one step after another, with its own backward (a reverse scan):
+
+        g_t = dL/dh_t + a_{t+1} * g_{t+1},   dL/db_t = g_t,   dL/da_t = g_t * h_{t-1},   dL/dh0 = a_1 * g_1
+
+    Each step is one fused multiply-add over [B, H]; on a CPU that beats the log-space scan many times
+    over (torch's logcumsumexp costs ten cumsums), and it is exact where the log-space form cancels.
+    """
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+        a_t, b_t = a.transpose(0, 1).contiguous(), b.transpose(0, 1).contiguous()  # [T, B, H]
+        h = torch.empty_like(b_t)
+        prev = h0
+        for t in range(a_t.shape[0]):
+            torch.addcmul(b_t[t], a_t[t], prev, out=h[t])
+            prev = h[t]
+        ctx.save_for_backward(a_t, h, h0)
+        return h.transpose(0, 1)
+
+    @staticmethod
+    def backward(ctx, grad_h: Tensor):
+        a_t, h, h0 = ctx.saved_tensors
+        grad = grad_h.transpose(0, 1).contiguous()  # [T, B, H]; becomes g in place, from the end
+        for t in range(grad.shape[0] - 2, -1, -1):
+            grad[t].addcmul_(a_t[t + 1], grad[t + 1])
+        h_prev = torch.cat([h0.unsqueeze(0), h[:-1]])
+        grad_a = (grad * h_prev).transpose(0, 1)
+        grad_h0 = a_t[0] * grad[0] if ctx.needs_input_grad[2] else None
+        return grad_a, grad.transpose(0, 1), grad_h0
+
+
+def scan_linear(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
+    """h_t = a_t * h_{t-1} + b_t for a, b [B, T, H] and h0 [B, H] (None: zeros) -> h [B, T, H]."""
+    if h0 is None:
+        h0 = b.new_zeros(b.shape[0], b.shape[2])
+    return _LinearScan.apply(a, b, h0)
+
+
+class MinGRUCell(nn.Module):
+    """minGRU: a GRU whose update gate and candidate read the input only, and no reset gate.
+
+    Stacked weight [2H, I] in the order: update z, candidate a.
+
+        z  = σ(W_z x + b_z)
+        h~ = g(W_a x + b_a)
+        h' = (1 - z) * h + z * h~
+
+    step(x[B, I], h[B, H]) is the recurrence one step at a time; forward(x[B, T, I], h0) computes all T
+    states by `scan_log`, with a_t = 1 - z_t and b_t = z_t * h~_t.
+    """
+
+    gates = 2
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.linear = nn.Linear(input_size, self.gates * hidden_size)
+
+    @staticmethod
+    def step(x: Tensor, h: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        k_z, k_a = F.linear(x, weight, bias).chunk(2, dim=-1)
+        z = torch.sigmoid(k_z)
+        return (1 - z) * h + z * g(k_a)
+
+    def forward(self, x: Tensor, h0: Tensor | None = None, scan: str = "linear") -> Tensor:
+        k_z, k_a = self.linear(x).chunk(2, dim=-1)  # [B, T, H] each
+        if scan == "log":  # log(1 - σ(k)) = -softplus(k), log σ(k) = -softplus(-k)
+            return scan_log(-F.softplus(k_z), -F.softplus(-k_z) + log_g(k_a), h0)
+        z = torch.sigmoid(k_z)
+        return scan_linear(1 - z, z * g(k_a), h0)
+
+
+class MinLSTMCell(nn.Module):
+    """minLSTM: forget and input gates that read the input only, normalised to sum to one.
+
+    Stacked weight [3H, I] in the order: forget f, input i, candidate a.
+
+        f  = σ(W_f x + b_f),  i = σ(W_i x + b_i)
+        f' = f / (f + i),     i' = i / (f + i)
+        h~ = g(W_a x + b_a)
+        h' = f' * h + i' * h~
+
+    The normalisation keeps h on the scale of h~ (the paper's time-independent form).
+    """
+
+    gates = 3
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.linear = nn.Linear(input_size, self.gates * hidden_size)
+
+    @staticmethod
+    def step(x: Tensor, h: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        k_f, k_i, k_a = F.linear(x, weight, bias).chunk(3, dim=-1)
+        f, i = torch.sigmoid(k_f), torch.sigmoid(k_i)
+        return f / (f + i) * h + i / (f + i) * g(k_a)
+
+    def forward(self, x: Tensor, h0: Tensor | None = None, scan: str = "linear") -> Tensor:
+        k_f, k_i, k_a = self.linear(x).chunk(3, dim=-1)
+        if scan == "log":  # log(i / f) = log σ(k_i) - log σ(k_f); log f' = -softplus(d), log i' = -softplus(-d)
+            d = F.softplus(-k_f) - F.softplus(-k_i)
+            return scan_log(-F.softplus(d), -F.softplus(-d) + log_g(k_a), h0)
+        f, i = torch.sigmoid(k_f), torch.sigmoid(k_i)
+        total = f + i
+        return scan_linear(f / total, i / total * g(k_a), h0)
+
+
+_MIN_CELL_OF_MODE: dict[str, type[nn.Module]] = {"mingru": MinGRUCell, "minlstm": MinLSTMCell}
+
+
+class MinBlock(nn.Module):
+    """One residual block of the paper's language model, pre-normalised (RMSNorm) as in a transformer:
+
+        x = x + W_out cell(norm(x))        (W_out mixes the cell's positive states into the stream)
+        x = x + mlp(norm(x))               (H -> ratio*H -> GELU -> H; omitted when ratio is 0)
+
+    with dropout on each branch while training.
+    """
+
+    def __init__(self, mode: str, hidden_size: int, dropout: float, mlp_ratio: int):
+        super().__init__()
+        self.norm = nn.RMSNorm(hidden_size)
+        self.cell = _MIN_CELL_OF_MODE[mode](hidden_size, hidden_size)
+        self.out = nn.Linear(hidden_size, hidden_size, bias=False)
+        self.mlp = None
+        if mlp_ratio:
+            self.mlp_norm = nn.RMSNorm(hidden_size)
+            self.mlp = nn.Sequential(nn.Linear(hidden_size, mlp_ratio * hidden_size), nn.GELU(),
+                                     nn.Linear(mlp_ratio * hidden_size, hidden_size))
+        self.dropout = dropout
+
+    def _drop(self, x: Tensor) -> Tensor:
+        return F.dropout(x, self.dropout, self.training) if self.dropout else x
+
+    def forward(self, x: Tensor, h0: Tensor | None) -> tuple[Tensor, Tensor]:
+        """x [B, T, H], h0 [B, H] or None -> (x' [B, T, H], the cell's last state [B, H])."""
+        hs = self.cell(self.norm(x), h0)
+        return self._finish(x, hs), hs[:, -1]
+
+    def step(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        """x [B, H], h [B, H] -> (x' [B, H], h' [B, H]): one token by the cell's own recurrence."""
+        h = self.cell.step(self.norm(x), h, self.cell.linear.weight, self.cell.linear.bias)
+        return self._finish(x, h), h
+
+    def _finish(self, x: Tensor, hs: Tensor) -> Tensor:
+        x = x + self._drop(self.out(hs))
+        if self.mlp is not None:
+            x = x + self._drop(self.mlp(self.mlp_norm(x)))
+        return x
+
+
+class MinRNN(nn.Module):
+    """A stack of `MinBlock`s with the fused modules' contract: x[B, T, I], h[L, B, H] -> (out, h').
+
+    x is first projected to the blocks' width H when I != H; a final RMSNorm closes the stack. The state
+    is each block's cell state (positive, zeros at the start), so TBPTT carries it like a GRU's h.
+    """
+
+    def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1,
+                 dropout: float = 0.0, mlp_ratio: int = 4):
+        super().__init__()
+        if mode not in MIN_MODES:
+            raise ConfigError(f"--cell must be one of {', '.join(MIN_MODES)} here (got {mode!r})")
+        self.mode, self.input_size, self.hidden_size, self.num_layers = mode, input_size, hidden_size, num_layers
+        self.input_projection = nn.Linear(input_size, hidden_size) if input_size != hidden_size else None
+        self.blocks = nn.ModuleList(MinBlock(mode, hidden_size, dropout, mlp_ratio) for _ in range(num_layers))
+        self.norm = nn.RMSNorm(hidden_size)
+
+    def forward(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if self.input_projection is not None:
+            x = self.input_projection(x)  # [B, T, H]
+        last = []
+        for k, block in enumerate(self.blocks):
+            x, h = block(x, None if state is None else state[k])
+            last.append(h)
+        return self.norm(x), torch.stack(last)  # [B, T, H], [L, B, H]
+
+    def step(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """x [B, I], state [L, B, H] -> (out [B, H], state'): the recurrence, one token, no scan."""
+        if self.input_projection is not None:
+            x = self.input_projection(x)
+        last = []
+        for k, block in enumerate(self.blocks):
+            x, h = block.step(x, state[k])
+            last.append(h)
+        return self.norm(x), torch.stack(last)
+
+
 def make_recurrent(mode: str, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0,
-                   bidirectional: bool = False, impl: str = "fused") -> nn.Module:
+                   bidirectional: bool = False, impl: str = "fused", mlp_ratio: int = 4) -> nn.Module:
     """The recurrent stack for `--cell mode` and `--cell-impl impl`, always batch_first.
 
     "fused" gives torch.nn.LSTM / GRU / RNN (nonlinearity tanh or relu); "reference" gives ReferenceRNN.
-    Both take x[B, T, I] and return (out[B, T, D*H], state) with interchangeable state_dicts.
+    Both take x[B, T, I] and return (out[B, T, D*H], state) with interchangeable state_dicts. The min
+    cells give a `MinRNN` (one implementation; `mlp_ratio` sizes its blocks' MLPs).
     """
     if impl not in IMPLS:
         raise ConfigError(f"--cell-impl must be one of {', '.join(IMPLS)} (got {impl!r})")
+    if mode in MIN_MODES:
+        _check_sizes("gru", input_size, hidden_size, num_layers, dropout)
+        if bidirectional or impl != "fused":
+            raise ConfigError(f"--cell {mode} is unidirectional with one implementation")
+        return MinRNN(mode, input_size, hidden_size, num_layers, dropout, mlp_ratio)
     _check_sizes(mode, input_size, hidden_size, num_layers, dropout)
     if impl == "reference":
         return ReferenceRNN(mode, input_size, hidden_size, num_layers, dropout, batch_first=True,

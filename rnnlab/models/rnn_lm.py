@@ -3,7 +3,12 @@
     ids [B, T] -> embedding (or one-hot) [B, T, E] -> dropout -> stacked RNN/GRU/LSTM [B, T, H]
                -> dropout -> (projection H->E when tying) -> decoder [B, T, V]
 
-Nothing else lives here: loss, softmax and sampling are the callers' business.
+AWD-LSTM's regularisers (Merity et al. 2018), all in training mode only: `embed_dropout` drops whole
+rows of the embedding matrix (whole one-hot columns with one-hot input), and `locked_dropout` turns
+`dropout` into one mask per sequence on the inputs, between the layers and on the outputs.
+
+Nothing else lives here: loss, softmax and sampling are the callers' business (the activation
+regularisers read the last layer's outputs through `forward(..., return_hidden=True)`).
 """
 
 from __future__ import annotations
@@ -13,9 +18,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnnlab.config import ModelConfig
-from rnnlab.models.cells import make_recurrent
+from rnnlab.models.cells import MIN_MODES, locked_dropout, make_recurrent
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+# The aten ops torch.nn.LSTM / GRU / RNN call, by their `mode`: run one layer at a time for locked dropout.
+_LAYER_OPS = {"LSTM": torch.lstm, "GRU": torch.gru, "RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu}
 
 
 class RNNLanguageModel(nn.Module):
@@ -32,9 +40,11 @@ class RNNLanguageModel(nn.Module):
             self.embedding = None
             input_size = V
         self.dropout = nn.Dropout(config.dropout)
-        self.rnn = make_recurrent(config.cell, input_size, H, config.layers,
-                                  dropout=config.dropout if config.layers > 1 else 0.0,
-                                  bidirectional=config.bidirectional, impl=config.cell_impl)
+        # The min cells' blocks drop their residual branches even in a one-layer stack.
+        between = config.dropout if config.layers > 1 or config.cell in MIN_MODES else 0.0
+        self.rnn = make_recurrent(config.cell, input_size, H, config.layers, dropout=between,
+                                  bidirectional=config.bidirectional, impl=config.cell_impl,
+                                  mlp_ratio=config.mlp_ratio)
         features = H * (2 if config.bidirectional else 1)
         if config.tie_weights:
             # Weight tying (Press & Wolf 2017; Inan et al. 2017): the decoder reuses the embedding matrix,
@@ -69,26 +79,51 @@ class RNNLanguageModel(nn.Module):
         return (zeros, zeros.clone()) if c.cell == "lstm" else zeros
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        p = self.config.embed_dropout if self.training else 0.0
         if self.embedding is None:
-            return F.one_hot(ids, self.config.vocab_size).float()  # [B, T, V]
+            x = F.one_hot(ids, self.config.vocab_size).float()  # [B, T, V]
+            # The one-hot "embedding" is the identity matrix: dropping its rows drops whole columns.
+            return x * self._row_mask(x.new_empty(self.config.vocab_size), p) if p > 0 else x
+        if p > 0:
+            # Embedding dropout (Gal & Ghahramani 2016; AWD-LSTM's embedded_dropout): a token's whole row
+            # is dropped, at every position where it occurs in the batch; kept rows are scaled 1/(1-p).
+            # A tied decoder still reads the undropped matrix.
+            weight = self.embedding.weight
+            return F.embedding(ids, weight * self._row_mask(weight.new_empty(weight.shape[0], 1), p))
         return self.embedding(ids)  # [B, T, E]
 
-    def forward(self, ids: torch.Tensor, state: State | None = None,
-                lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
+    @staticmethod
+    def _row_mask(mask: torch.Tensor, p: float) -> torch.Tensor:
+        return mask.bernoulli_(1.0 - p).div_(1.0 - p)
+
+    def _drop(self, x: torch.Tensor) -> torch.Tensor:
+        """Dropout at rate `dropout` on x [B, T, F] or [B, F]: one mask per sequence with locked_dropout."""
+        if self.config.locked_dropout and x.dim() == 3:
+            return locked_dropout(x, self.config.dropout, True)
+        return self.dropout(x)  # (a [B, F] "last" output has one position: locked and plain agree)
+
+    def forward(self, ids: torch.Tensor, state: State | None = None, lengths: torch.Tensor | None = None,
+                return_hidden: bool = False):
         """ids [B, T] -> (logits [B, T, V], state); models with output "last" give logits [B, V].
 
         `lengths` [B] marks right-padded rows (prefix objective): padding never reaches the state that
         predicts, as Keras' masking promises, and the last real position of each row is read.
+
+        With `return_hidden` (sequence models only) a third item comes back, the last recurrent layer's
+        outputs (raw, dropped), each [B, T, H * directions]: before and after the output dropout (the
+        same tensor when no dropout acts), for the activation regularisers AR and TAR.
         """
+        if return_hidden and self.config.output != "sequence":
+            raise ValueError("return_hidden needs a model with output 'sequence' (AR/TAR act on every step)")
         # Dropout is skipped outright in eval mode: generation calls this once per token.
         drop = self.training and self.config.dropout > 0
         x = self.embed(ids)
         if drop:
-            x = self.dropout(x)
+            x = self._drop(x)
         if lengths is not None and isinstance(self.rnn, nn.RNNBase):
             packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True,
                                                        enforce_sorted=False)
-            out, state = self.rnn(packed, state)
+            out, state = self._recurrent(packed, state)
             out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
         elif lengths is not None and self.config.bidirectional:
             # Reference cells know nothing of padding, which the backward direction would read first:
@@ -99,21 +134,68 @@ class RNNLanguageModel(nn.Module):
             out, state = self._recurrent(x, state)  # [B, T, H * directions]
         if self.config.output == "last":
             out = self._last_positions(out, lengths)  # [B, H * directions]
+        raw = out
         if drop:
-            out = self.dropout(out)
+            out = self._drop(out)
+        hidden = (raw, out)
         if self.projection is not None:
             out = self.projection(out)
+        if return_hidden:
+            return self.decoder(out), state, hidden
         return self.decoder(out), state
 
-    def _recurrent(self, x: torch.Tensor, state: State | None):
-        if not (self.training and self.config.weight_drop > 0):
+    def _recurrent(self, x, state: State | None):
+        """The recurrent stack on x [B, T, I] (or a PackedSequence) -> (out, state)."""
+        dropped = None
+        if self.training and self.config.weight_drop > 0:
+            # DropConnect on the hidden-to-hidden matrices (Merity et al. 2017, AWD-LSTM): one mask per
+            # step of training, shared by every time step, so the fused kernel still runs the whole
+            # sequence; it regularises the recurrence itself, which dropout between layers never touches.
+            dropped = {name: F.dropout(weight, self.config.weight_drop)
+                       for name, weight in self.rnn.named_parameters() if name.startswith("weight_hh")}
+        if self._locked_between_layers() and isinstance(x, torch.Tensor):
+            return self._layer_by_layer(x, state, dropped or {})
+        if dropped is None:
             return self.rnn(x, state)
-        # DropConnect on the hidden-to-hidden matrices (Merity et al. 2017, AWD-LSTM): one mask per
-        # step of training, shared by every time step, so the fused kernel still runs the whole
-        # sequence; it regularises the recurrence itself, which dropout between layers never touches.
-        dropped = {name: F.dropout(weight, self.config.weight_drop)
-                   for name, weight in self.rnn.named_parameters() if name.startswith("weight_hh")}
         return torch.func.functional_call(self.rnn, dropped, (x, state))
+
+    def _locked_between_layers(self) -> bool:
+        """Whether locked dropout between layers needs the stack run one layer at a time.
+
+        Only torch's fused stacks, unidirectional, with more than one layer: their own dropout between
+        layers is per element. Reference and min stacks, bidirectional models and packed (prefix)
+        input keep the module's own dropout between layers; locked dropout still acts on their inputs
+        and outputs.
+        """
+        c = self.config
+        return (self.training and c.locked_dropout and c.dropout > 0 and c.layers > 1
+                and not c.bidirectional and isinstance(self.rnn, nn.RNNBase))
+
+    def _layer_by_layer(self, x: torch.Tensor, state: State | None, replaced: dict[str, torch.Tensor]):
+        """The fused stack, one layer at a time with the same parameters (weight_ih_l{k}, ...), and a
+        locked-dropout mask between layers: x [B, T, I], state [L, B, H] (or (h, c)) -> (out, state)."""
+        rnn = self.rnn
+        op, is_lstm, L = _LAYER_OPS[rnn.mode], rnn.mode == "LSTM", rnn.num_layers
+        if state is None:
+            zeros = x.new_zeros(L, x.shape[0], rnn.hidden_size)
+            state = (zeros, zeros) if is_lstm else zeros
+        h0, c0 = state if is_lstm else (state, None)
+        names = ("weight_ih_l{}", "weight_hh_l{}", "bias_ih_l{}", "bias_hh_l{}") if rnn.bias else \
+            ("weight_ih_l{}", "weight_hh_l{}")
+        hs, cs = [], []
+        for k in range(L):
+            if k > 0:
+                x = locked_dropout(x, self.config.dropout, True)
+            weights = [replaced.get(n.format(k), getattr(rnn, n.format(k))) for n in names]
+            # (input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first)
+            if is_lstm:
+                x, h, c = op(x, (h0[k:k + 1], c0[k:k + 1]), weights, rnn.bias, 1, 0.0, True, False, True)
+                cs.append(c)
+            else:
+                x, h = op(x, h0[k:k + 1], weights, rnn.bias, 1, 0.0, True, False, True)
+            hs.append(h)
+        h_n = torch.cat(hs)  # [L, B, H]
+        return x, ((h_n, torch.cat(cs)) if is_lstm else h_n)
 
     def _last_positions(self, out: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         H = self.config.hidden_size

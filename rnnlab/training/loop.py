@@ -18,14 +18,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from rnnlab.config import TrainConfig
-from rnnlab.errors import RnnlabError
+from rnnlab.errors import ConfigError, RnnlabError
 from rnnlab.models.rnn_lm import detach_state
 from rnnlab.training import checkpoint as ckpt
 from rnnlab.training.averaging import WeightAverage
@@ -56,22 +56,88 @@ class RunResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def _autocast(device: torch.device, precision: str = "fp32"):
+    """The context the forward runs in: nothing for fp32, bf16 autocast (cpu or cuda) for bf16.
+
+    Autocast runs the matrix products in bfloat16 and keeps parameters, gradients and the optimiser in
+    fp32; the loss is taken on logits cast back to fp32. oneDNN's fused LSTM has no bf16 kernel on CPUs
+    without AVX-512 (it fails to build its primitive), so there torch's own LSTM runs instead, whose
+    matrix products autocast still takes in bf16.
+    """
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision != "bf16":
+        raise ConfigError(f"--precision must be one of fp32, bf16 (got {precision!r})")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"--precision bf16 runs on cpu or cuda (got device {device.type})")
+    stack = contextlib.ExitStack()
+    if device.type == "cpu" and not _cpu_has_bf16_kernels():
+        stack.enter_context(torch.backends.mkldnn.flags(enabled=False))
+    stack.enter_context(torch.autocast(device.type, dtype=torch.bfloat16))
+    return stack
 
 
-def batch_loss(model, batch, carry, device):
-    """(mean cross-entropy, state to carry into the next batch, number of correct argmax predictions)."""
+def _cpu_has_bf16_kernels() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
+def activation_regularisation(h: torch.Tensor) -> torch.Tensor:
+    """AR (Merity et al. 2018): mean(h^2) over every element of h [B, T, H] (the dropped outputs)."""
+    return h.float().pow(2).mean()
+
+
+def temporal_activation_regularisation(h: torch.Tensor) -> torch.Tensor:
+    """TAR: mean((h_t - h_{t-1})^2) over h [B, T, H] (the undropped outputs); 0 for one step."""
+    h = h.float()
+    if h.shape[1] < 2:
+        return h.new_zeros(())
+    return (h[:, 1:] - h[:, :-1]).pow(2).mean()
+
+
+class BatchLoss(NamedTuple):
+    """What one training batch gives: `loss` is what backward() minimises (cross-entropy plus any AR and
+    TAR penalties), `cross_entropy` the plain mean cross-entropy reported as train_loss."""
+
+    loss: torch.Tensor
+    state: Any  # the state to carry into the next batch (detached), or None
+    correct: torch.Tensor  # number of correct argmax predictions
+    cross_entropy: torch.Tensor
+
+
+def batch_loss(model, batch, carry, device, config: TrainConfig | None = None) -> BatchLoss:
+    """The loss of one batch under `config`'s precision and AR/TAR (None: fp32, no penalties)."""
+    ar, tar = (config.ar, config.tar) if config is not None else (0.0, 0.0)
+    precision = config.precision if config is not None else "fp32"
     inputs = batch.inputs.to(device, non_blocking=True)
     targets = batch.targets.to(device, non_blocking=True)
-    with _autocast(device):
-        logits, state = model(inputs, carry if batch.carries_state else None, batch.lengths)
+    penalised = ar > 0 or tar > 0
+    with _autocast(device, precision):
+        if penalised:
+            logits, state, (raw, dropped) = model(inputs, carry if batch.carries_state else None,
+                                                  batch.lengths, return_hidden=True)
+        else:
+            logits, state = model(inputs, carry if batch.carries_state else None, batch.lengths)
     flat = logits.float().reshape(-1, logits.shape[-1])
-    loss = F.cross_entropy(flat, targets.reshape(-1))
+    cross_entropy = F.cross_entropy(flat, targets.reshape(-1))
+    loss = cross_entropy
+    if ar > 0:
+        loss = loss + ar * activation_regularisation(dropped)
+    if tar > 0:
+        loss = loss + tar * temporal_activation_regularisation(raw)
     correct = (flat.detach().argmax(-1) == targets.reshape(-1)).sum()
-    return loss, (detach_state(state) if batch.carries_state else None), correct
+    return BatchLoss(loss, detach_state(state) if batch.carries_state else None, correct, cross_entropy)
+
+
+def check_regularisers(config: TrainConfig) -> None:
+    """AR and TAR act on the outputs at every step: only the sequence objective has them."""
+    if config.objective != "sequence":
+        for flag, value in (("--ar", config.ar), ("--tar", config.tar)):
+            if value > 0:
+                raise ConfigError(f"{flag} needs --objective sequence (got {config.objective}, which "
+                                  f"predicts from the last position only)")
 
 
 # The names rnnlab._io.atomic_write gives its temp files: tempfile.mkstemp(prefix=".NAME.", suffix=".tmp"),
@@ -147,6 +213,7 @@ def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]
     averaged in its backward); I/O happens on the main rank only. SIGINT and SIGTERM stop the run at the
     next step boundary with a checkpoint written: RnnlabError with exit code 130 or 143.
     """
+    check_regularisers(config)
     with _StopSignals() as stop:
         return _train(model, batches, evaluate, config, model_dir, device, resume, hooks, is_main,
                       ddp_model, stop)
@@ -277,7 +344,7 @@ def _train(model, batches, evaluate, config: TrainConfig, model_dir, device: tor
                 schedule.apply(optimizer, step, progress)
                 tick = time.perf_counter()
                 in_step = True
-                loss, carry, correct = batch_loss(net, batch, carry, device)
+                loss, carry, correct, cross_entropy = batch_loss(net, batch, carry, device, config)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.clip > 0:
@@ -292,6 +359,9 @@ def _train(model, batches, evaluate, config: TrainConfig, model_dir, device: tor
                 if not math.isfinite(value):
                     raise RnnlabError(f"training diverged at step {step} (loss {value}); lower --lr or "
                                       f"set --clip")
+                # train_loss stays the plain cross-entropy, comparable with and without AR/TAR.
+                if cross_entropy is not loss:
+                    value = cross_entropy.detach().item()
                 running.add(value, batch.targets.numel(), int(correct))
                 bar.update(1)
                 bar.set_postfix(loss=f"{value:.3f}",
