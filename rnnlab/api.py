@@ -13,7 +13,6 @@ done from Python with the same option names:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -24,8 +23,7 @@ import torch
 
 from rnnlab import _io
 from rnnlab.config import MIN_CELLS, DataConfig, ModelConfig, SampleConfig, TrainConfig, flag_of
-from rnnlab.data import batching
-from rnnlab.data.corpus import read_corpus, split_text
+from rnnlab.data.corpus import check_encoding, read_corpus, split_text
 from rnnlab.data.registry import resolve_corpus
 from rnnlab.data.tokenizers import Tokenizer, build_tokenizer, load_tokenizer, save_tokenizer
 from rnnlab.errors import ConfigError, DataError, ModelDirError
@@ -35,7 +33,7 @@ from rnnlab.training import checkpoint as ckpt
 from rnnlab.training import distributed, modeldir
 from rnnlab.training.loop import Hooks, RunResult
 from rnnlab.training.loop import train as run_loop
-from rnnlab.training.metrics import evaluate_ids, evaluate_prefixes
+from rnnlab.training.objectives import Objective, objective_of
 from rnnlab.training.seeding import pick_device, seed_everything
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "pretrained" / "default"
@@ -90,17 +88,23 @@ def load_corpus_splits(corpus: str | os.PathLike, data: DataConfig, val_file=Non
                        data_dir=None) -> CorpusSplits:
     """Read and clean a corpus (path, directory or registry name) and split it into train/valid/test."""
     files = resolve_corpus(str(corpus), data_dir=data_dir)
-    text = read_corpus(files.train, keep_header=data.keep_header)
+    text = read_corpus(files.train, **_reading(data))
     valid_path = val_file or files.valid
     test_path = test_file or files.test
     if valid_path is not None:
-        valid = read_corpus(valid_path, keep_header=data.keep_header)
-        test = read_corpus(test_path, keep_header=data.keep_header) if test_path else ""
+        valid = read_corpus(valid_path, **_reading(data))
+        test = read_corpus(test_path, **_reading(data)) if test_path else ""
         return CorpusSplits(text, valid, test, str(corpus))
     train, valid, test = split_text(text, data.split)
     if test_path is not None:
-        test = read_corpus(test_path, keep_header=data.keep_header)
+        test = read_corpus(test_path, **_reading(data))
     return CorpusSplits(train, valid, test, str(corpus))
+
+
+def _reading(data: DataConfig) -> dict[str, Any]:
+    """How `data` says corpus files are read (read_corpus's options)."""
+    check_encoding(data.encoding, data.errors)
+    return {"keep_header": data.keep_header, "encoding": data.encoding, "errors": data.errors}
 
 
 def _check_overwrite(out_dir: Path, overwrite: bool) -> None:
@@ -126,18 +130,6 @@ def _prepare_output(out_dir: Path, overwrite: bool, resume: bool, is_main: bool)
         _check_overwrite(out_dir, overwrite)
     if is_main:
         _io.make_dir(out_dir)
-
-
-def _make_batches(ids: torch.Tensor, lines: list[list[int]] | None, train: TrainConfig):
-    if train.objective == "sequence":
-        return batching.SequenceBatches(ids, train.batch_size, train.seq_len, seed=train.seed)
-    if train.objective == "window":
-        return batching.WindowBatches(ids, train.batch_size, train.window, train.stride, seed=train.seed)
-    return batching.PrefixBatches(lines or [], train.batch_size, seed=train.seed)
-
-
-def _encode_lines(tokenizer: Tokenizer, text: str) -> list[list[int]]:
-    return [tokenizer.encode(line) for line in text.split("\n") if line.strip()]
 
 
 def train(corpus: str | os.PathLike, out_dir: str | os.PathLike, **kwargs: Any) -> LanguageModel:
@@ -177,13 +169,17 @@ def _train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=No
         _refuse_changed_settings(saved, model_opts, data_opts, fixed_train)
         model_cfg, data_cfg = saved["model"], saved["data"]
         train_cfg = saved["train"].replace(**train_opts)
+        # A run written before the context width was the model's: the window it trains on.
+        model_cfg = model_cfg.replace(context=model_cfg.context or objective_of(train_cfg.objective)
+                                      .context(train_cfg))
     else:
         data_cfg = DataConfig(**data_opts)
         train_cfg = TrainConfig(**train_opts)
         model_cfg = None
-    output = "sequence" if train_cfg.objective == "sequence" else "last"
+    objective = objective_of(train_cfg.objective)
+    output, context = objective.output, objective.context(train_cfg)
     if model_cfg is None:
-        ModelConfig(**model_opts, vocab_size=1, output=output)  # fail on bad settings before any work
+        ModelConfig(**model_opts, vocab_size=1, output=output, context=context)  # fail before any work
     if not resume and out_dir.exists() and out_dir.is_dir() and modeldir.entries(out_dir):
         _check_overwrite(out_dir, overwrite)
 
@@ -197,21 +193,21 @@ def _train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=No
         base = load(init_from, device="cpu")
         tokenizer, base = _adapt_for_finetuning(base, splits.train, log)
         if base.data_config is not None:
-            data_cfg = base.data_config.replace(split=data_cfg.split)
-        model_cfg = base.model.config.replace(output=output)
+            # The new corpus is read as this run says; it is tokenized as the base model was.
+            data_cfg = base.data_config.replace(split=data_cfg.split, encoding=data_cfg.encoding,
+                                                errors=data_cfg.errors, keep_header=data_cfg.keep_header)
+        model_cfg = base.model.config.replace(output=output, context=context)
         # Regularisation may change for the new text; the architecture may not.
         model_cfg = model_cfg.replace(**{k: v for k, v in model_opts.items() if k in _REGULARISATION_FIELDS})
     else:
         tokenizer = build_tokenizer(splits.train, data_cfg)
     if model_cfg is None:
-        model_cfg = ModelConfig(**model_opts, vocab_size=tokenizer.vocab_size, output=output)
+        model_cfg = ModelConfig(**model_opts, vocab_size=tokenizer.vocab_size, output=output, context=context)
     _check_objective(model_cfg, train_cfg)
 
-    # A sequence model's streams begin with the start-of-text context, as generation and evaluation do.
-    start = tokenizer.start_ids() if train_cfg.objective == "sequence" else []
-    train_ids = torch.tensor(start + tokenizer.encode(splits.train), dtype=torch.long)
-    valid_ids = torch.tensor(start + tokenizer.encode(splits.valid), dtype=torch.long)
-    if valid_ids.numel() < 2:
+    train_data, train_tokens = objective.encode(tokenizer, splits.train)
+    valid_data, valid_tokens = objective.encode(tokenizer, splits.valid)
+    if valid_tokens < 2:
         raise DataError("the validation text is empty or shorter than two tokens; give --val-file or a "
                         "larger validation share with --split")
     device = pick_device(distributed.device_for(env, train_cfg.device))
@@ -223,14 +219,16 @@ def _train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=No
     # Same initial weights on every rank (DDP broadcasts rank 0's anyway); dropout differs per rank.
     if env.enabled:
         torch.manual_seed(train_cfg.seed + env.rank)
-    lines = _encode_lines(tokenizer, splits.train) if train_cfg.objective == "prefixes" else None
-    batches = _make_batches(batching.shard(train_ids, env.rank, env.world_size), lines, train_cfg)
+    batches = objective.batches(train_data, train_cfg, env.rank, env.world_size)
+    if not resume:  # (a resumed run continues with the settings its first run printed)
+        log(_format_settings(model_cfg, train_cfg, tokenizer, train_tokens, count_parameters(model)["total"],
+                             device))
 
     _prepare_output(out_dir, overwrite, resume, env.is_main)
     distributed.barrier(env)
     corpus_facts = {"source": splits.source, **_train_fingerprint(splits.train),
                     "valid_chars": len(splits.valid), "test_chars": len(splits.test),
-                    "train_tokens": int(train_ids.numel()), "valid_tokens": int(valid_ids.numel())}
+                    "train_tokens": train_tokens, "valid_tokens": valid_tokens}
 
     def start_run_files() -> None:
         """Called by the loop just before its first write: only then are an overwritten run's files replaced,
@@ -243,17 +241,11 @@ def _train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=No
     if env.is_main and resume:
         ckpt.write_config(out_dir, model_cfg, data_cfg, train_cfg, {"corpus": corpus_facts})
 
-    chars_per_token = len(splits.valid) / max(valid_ids.numel() - len(start), 1)
-    window = train_cfg.window if train_cfg.objective == "window" else None
-    if train_cfg.objective == "prefixes":
-        valid_lines = _encode_lines(tokenizer, splits.valid)
+    chars_per_token = len(splits.valid) / max(valid_tokens, 1)
 
-        def evaluate() -> dict[str, Any]:
-            return _evaluate_prefixes(model, valid_lines, device)
-    else:
-        def evaluate() -> dict[str, Any]:
-            return evaluate_ids(model, valid_ids, chars_per_token, device, window=window,
-                                seq_len=train_cfg.seq_len)
+    def evaluate() -> dict[str, Any]:
+        return objective.evaluate(model, valid_data, chars_per_token, device, seq_len=train_cfg.seq_len,
+                                  context=model_cfg.context)
 
     def on_eval(record: dict[str, Any]) -> None:
         log(_format_eval(record))
@@ -320,8 +312,20 @@ def _check_objective(model: ModelConfig, train: TrainConfig) -> None:
                           "sequence objective the backward direction would read the tokens it must predict")
 
 
-def _evaluate_prefixes(model, lines, device) -> dict[str, Any]:
-    return evaluate_prefixes(model, *batching.line_prefixes(lines), device)
+def _format_settings(m: ModelConfig, t: TrainConfig, tokenizer: Tokenizer, tokens: int, parameters: int,
+                     device: torch.device) -> str:
+    """The run's settings, defaults included, as the first line a run prints."""
+    regularisers = [f"dropout {m.dropout}" + (" (locked)" if m.locked_dropout else "")]
+    regularisers += [f"{name} {value}" for name, value in (("embed-dropout", m.embed_dropout),
+                     ("weight-drop", m.weight_drop), ("ar", t.ar), ("tar", t.tar)) if value]
+    cell = f"{m.cell} {m.layers}x{m.hidden_size}" + (f" (mlp {m.mlp_ratio}x)" if m.cell in MIN_CELLS else "")
+    budget = ", ".join(f"{name} {value}" for name, value in (("epochs", t.epochs), ("max-steps", t.max_steps),
+                                                             ("max-time", t.max_time)) if value is not None)
+    return (f"training {cell}, embedding {m.embedding_size}, {', '.join(regularisers)}; {parameters:,} "
+            f"parameters; {tokenizer.kind} level, vocabulary {tokenizer.vocab_size}, {tokens:,} training tokens; "
+            f"objective {t.objective}, batch {t.batch_size} x seq-len {t.seq_len}, {t.optimizer} lr {t.lr} "
+            f"{t.schedule}, {t.precision}; {budget or 'no budget'}; {device.type}, {torch.get_num_threads()} "
+            f"thread(s)")
 
 
 def _format_eval(r: dict[str, Any]) -> str:
@@ -408,6 +412,14 @@ class LanguageModel:
                 if i is not None and i < self.tokenizer.vocab_size]
 
     @property
+    def objective(self) -> Objective:
+        """What the model was trained to predict (training/objectives.py)."""
+        train = self.configs.get("train")
+        if train is not None:
+            return objective_of(train.objective)
+        return objective_of("sequence" if self.model.config.output == "sequence" else "window")
+
+    @property
     def data_config(self) -> DataConfig | None:
         return self.configs.get("data")
 
@@ -445,13 +457,32 @@ class LanguageModel:
         if unknown_fields:
             raise ConfigError(f"unknown generation option(s): {', '.join(sorted(unknown_fields))}")
         config = SampleConfig(**options)
+        _check_generation_memory(config, self.tokenizer.vocab_size, keep=True)
+        return self._sample(prompt, config, on_text, keep=True)
+
+    def stream(self, prompt: str = "", on_text: Callable[[str], None] | None = None, **options: Any) -> str:
+        """Generate one sample, handing its text to `on_text` piece by piece; returns why it ended ("stop"
+        or "length"). Nothing is kept: a char model streams a text of any length in constant memory."""
+        unknown_fields = set(options) - _SAMPLE_FIELDS
+        if unknown_fields:
+            raise ConfigError(f"unknown generation option(s): {', '.join(sorted(unknown_fields))}")
+        config = SampleConfig(**options)
+        if config.num_samples != 1:
+            raise ConfigError("stream() makes one sample; use sample() for --num-samples > 1")
+        keep = self.model.config.output != "sequence"  # window models re-read what they made
+        _check_generation_memory(config, self.tokenizer.vocab_size, keep=keep)
+        (sample,) = self._sample(prompt, config, on_text or (lambda _piece: None), keep=keep)
+        return sample.stopped
+
+    def _sample(self, prompt: str, config: SampleConfig, on_text, keep: bool) -> list[Generation]:
         if self.model.config.output != "sequence":
             return self._sample_windowed(prompt, config, on_text)
         prompt_ids, prompt_text = self._prompt_ids(prompt, config.unknown)
         context = prompt_ids if prompt_text else []
         table = [self.tokenizer.token_text(i) for i in range(self.tokenizer.vocab_size)] \
             if self.tokenizer.kind == "char" else None
-        streams = [_TextStream(self.tokenizer, context, config.stop, table) for _ in range(config.num_samples)]
+        streams = [_TextStream(self.tokenizer, context, config.stop, table, keep=keep)
+                   for _ in range(config.num_samples)]
 
         def is_stopped(row: int, token: int) -> bool:
             stream = streams[row]
@@ -471,10 +502,12 @@ class LanguageModel:
         samples, _ = decode(self.model, prompt_ids, config, self.device,
                             is_stopped=is_stopped if watch else None,
                             on_tokens=stream_first_row if (on_text is not None and not watch) else None,
-                            banned=self.banned_ids)
+                            banned=self.banned_ids, keep=keep)
         out = []
         for row, (sample, stream) in enumerate(zip(samples, streams)):
-            if watch or (row == 0 and on_text is not None):
+            if not keep:
+                continuation = ""  # handed to on_text as it came
+            elif watch or (row == 0 and on_text is not None):
                 continuation = stream.text
             else:
                 continuation = stream.text_of(sample.ids)
@@ -489,8 +522,7 @@ class LanguageModel:
         from rnnlab.generation.transforms import build_chain, is_greedy, next_token
 
         ids, prompt_text = self._prompt_ids(prompt, config.unknown)
-        train = self.configs.get("train")
-        width = train.window if train is not None and train.objective == "window" else None
+        width = self.model.config.context
         generator = torch.Generator()
         generator.manual_seed(config.seed) if config.seed is not None else generator.seed()
         chain, greedy = build_chain(config), is_greedy(config)
@@ -545,33 +577,26 @@ class LanguageModel:
         if is_text:
             text = str(source)
         else:
-            keep = self.data_config.keep_header if self.data_config else False
-            text = read_corpus(source, keep_header=keep)
+            text = read_corpus(source, **_reading(self.data_config or DataConfig()))
         text = self.tokenizer.normalize(text)
         unknown_items = self.tokenizer.unknown_items(text)
-        ids = torch.tensor(self.tokenizer.encode(text, unknown="replace"), dtype=torch.long)
-        unk = int((ids == self.tokenizer.unk_id).sum()) if self.tokenizer.unk_id is not None else 0
-        chars_per_token = len(text) / max(ids.numel(), 1)
-        if self.model.config.output == "sequence":
-            # Scored from the start-of-text context, as it was trained: the first token is predicted too.
-            ids = torch.cat([torch.tensor(self.tokenizer.start_ids(), dtype=torch.long), ids])
-        if ids.numel() < 2:
+        objective = self.objective
+        data, n_tokens = objective.encode(self.tokenizer, text)
+        if n_tokens < 2:
             raise DataError("the text is too short to evaluate: it needs at least two tokens")
-        train = self.configs.get("train")
-        if train is not None and train.objective == "prefixes":
-            metrics = _evaluate_prefixes(self.model, _encode_lines(self.tokenizer, text), self.device)
-        elif dynamic:
+        unk = _count_id(data, self.tokenizer.unk_id)
+        chars_per_token = len(text) / n_tokens
+        if dynamic:
             if self.model.config.output != "sequence":
                 raise ConfigError("--dynamic works with sequence-objective models only")
             if dynamic_lr <= 0:
                 raise ConfigError(f"--dynamic-lr must be positive (got {dynamic_lr})")
             from rnnlab.training.dynamic_eval import evaluate_dynamic
 
-            metrics = evaluate_dynamic(self.model, ids, chars_per_token, self.device, lr=dynamic_lr)
+            metrics = evaluate_dynamic(self.model, data, chars_per_token, self.device, lr=dynamic_lr)
         else:
-            window = train.window if train is not None and train.objective == "window" else None
-            metrics = evaluate_ids(self.model, ids, chars_per_token, self.device,
-                                   batch_size=batch_size, seq_len=seq_len, window=window)
+            metrics = objective.evaluate(self.model, data, chars_per_token, self.device, batch_size=batch_size,
+                                         seq_len=seq_len, context=self.model.config.context)
         metrics.update({"characters": len(text), "unknown": unk, "unknown_kinds": unknown_items[:20]})
         return metrics
 
@@ -585,9 +610,8 @@ class LanguageModel:
             if self.model.config.output == "sequence":
                 logits, _ = prime(self.model, ids, 1, self.device)
             else:
-                train = self.configs.get("train")
-                if train is not None and train.objective == "window":
-                    ids = ids[-train.window:]
+                if self.model.config.context is not None:
+                    ids = ids[-self.model.config.context:]
                 logits, _ = self.model(torch.tensor([ids], device=self.device), None,
                                        torch.tensor([len(ids)]))
             probs = torch.softmax(logits.float()[0], dim=-1)
@@ -600,9 +624,11 @@ class LanguageModel:
     # -- facts
     def info(self) -> dict[str, Any]:
         config_path = self.path / ckpt.CONFIG if self.path else None
-        raw = json.loads(config_path.read_text()) if config_path and config_path.exists() else {}
+        raw = _io.read_json(config_path) if config_path and config_path.exists() else {}
         summary_path = self.path / ckpt.SUMMARY if self.path else None
-        summary = json.loads(summary_path.read_text()) if summary_path and summary_path.exists() else {}
+        summary = _io.read_json(summary_path) if summary_path and summary_path.exists() else {}
+        if not isinstance(summary, dict):
+            raise ModelDirError(f"{summary_path} is not a JSON object")
         return {"path": str(self.path), "model": self.model.config.to_dict(),
                 "data": raw.get("data"), "train": raw.get("train"), "corpus": raw.get("corpus"),
                 "tokenizer": {"kind": self.tokenizer.kind, "vocab_size": self.tokenizer.vocab_size},
@@ -612,20 +638,34 @@ class LanguageModel:
 
 
 class _TextStream:
-    """Turns one row's token ids into text incrementally and watches for the stop string."""
+    """Turns one row's token ids into text incrementally and watches for the stop string.
+
+    A char row costs O(1) per token (a table lookup; the stop string is looked for only where it can
+    newly end: the last len(stop) - 1 characters and the new piece); word and BPE rows decode the row so
+    far at each token, as their spacing and multi-byte characters need the tokens before.
+    """
 
     def __init__(self, tokenizer: Tokenizer, context: list[int], stop: str | None,
-                 table: list[str] | None = None):
+                 table: list[str] | None = None, keep: bool = True):
         self.tokenizer = tokenizer
+        self.keep = keep  # False: pieces are handed out and forgotten (`text` stays empty)
         # Char tokens map one-to-one to text: a lookup table (shared by the rows) spares a call per token.
         self.table = table
         self.fast = table is not None
         self.context = list(context)
         self.prefix = "" if self.fast else tokenizer.decode(self.context)
         self.ids: list[int] = []
-        self.text = ""
+        self._pieces: list[str] = []
+        self._length = 0  # characters of text so far
+        self._tail = ""  # its last len(stop) - 1 characters
         self.stop = stop
         self.stopped = False
+
+    @property
+    def text(self) -> str:
+        if len(self._pieces) > 1:
+            self._pieces = ["".join(self._pieces)]
+        return self._pieces[0] if self._pieces else ""
 
     def text_of(self, ids: list[int]) -> str:
         """The continuation text of a whole row of new ids at once."""
@@ -634,18 +674,57 @@ class _TextStream:
         return self.tokenizer.decode(self.context + list(ids))[len(self.prefix):]
 
     def push(self, token: int) -> str:
-        self.ids.append(token)
         if self.fast:
             piece = self.table[token]
         else:
+            self.ids.append(token)  # word spacing and BPE's multi-byte characters need the tokens before
             full = self.tokenizer.decode(self.context + self.ids)[len(self.prefix):]
-            piece = full[len(self.text):]
-        if self.stop is not None and self.stop in self.text + piece:
-            end = (self.text + piece).index(self.stop) + len(self.stop)
-            piece = (self.text + piece)[len(self.text):end]
-            self.stopped = True
-        self.text += piece
+            piece = full[self._length:]
+        if self.stop is not None:
+            window = self._tail + piece  # the stop string was not in the text before: it can only end here
+            hit = window.find(self.stop)
+            if hit >= 0:
+                piece = piece[:hit + len(self.stop) - len(self._tail)]
+                self.stopped = True
+            keep = len(self.stop) - 1
+            self._tail = window[-keep:] if keep else ""
+        if self.keep:
+            self._pieces.append(piece)
+        self._length += len(piece)
         return piece
+
+
+# What a kept generated token costs: int64 id and float32 log-prob tensors, then Python ints, floats and
+# token strings in the returned lists (measured ~90 bytes; rounded up).
+_BYTES_PER_KEPT_TOKEN = 128
+
+
+def _check_generation_memory(config: SampleConfig, vocab: int, keep: bool) -> None:
+    """Refuse, before allocating anything, a generation that needs more memory than the machine has free:
+    per row the sampler's [V] buffers (logits, probabilities, sorted copies, noise), and, when the tokens
+    are kept, each token's id, log-probability and text."""
+    free = _free_memory_bytes()
+    if free is None:
+        return
+    need = config.num_samples * vocab * 4 * 12
+    if keep:
+        need += config.num_samples * config.length * _BYTES_PER_KEPT_TOKEN
+    if need > free:
+        raise ConfigError(f"--num-samples {config.num_samples} x --length {config.length} needs about "
+                          f"{need / 2**30:.1f} GiB, more than the {free / 2**30:.1f} GiB this machine has free; "
+                          "ask for fewer or shorter samples (one sample without --json streams in constant memory)")
+
+
+def _free_memory_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (Linux), or None where the system does not say."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def keras_parameter_count(config: ModelConfig) -> dict[str, int] | None:
@@ -676,6 +755,15 @@ def keras_parameter_count(config: ModelConfig) -> dict[str, int] | None:
     return counts
 
 
+def _count_id(data, token: int | None) -> int:
+    """How often `token` occurs in an objective's data (a tensor of ids, or lines of ids)."""
+    if token is None:
+        return 0
+    if isinstance(data, torch.Tensor):
+        return int((data == token).sum())
+    return sum(line.count(token) for line in data)
+
+
 def load(path: str | os.PathLike | None = None, device: str = "cpu") -> LanguageModel:
     """Load a model directory (None or "default": the pretrained model shipped with rnnlab)."""
     model_dir = resolve_model_dir(path)
@@ -686,6 +774,11 @@ def load(path: str | os.PathLike | None = None, device: str = "cpu") -> Language
         # Char and BPE tokenizers written before lower-casing was theirs: --lower applied to the prompts.
         tokenizer.lower = True
     model_cfg: ModelConfig = configs["model"]
+    train_cfg = configs.get("train")
+    if model_cfg.context is None and train_cfg is not None and train_cfg.objective == "window":
+        # Written before the context width was the model's: the window it was trained on.
+        model_cfg = model_cfg.replace(context=train_cfg.window)
+        configs = {**configs, "model": model_cfg}
     if model_cfg.vocab_size != tokenizer.vocab_size:
         raise ModelDirError(f"{model_dir}: config.json says {model_cfg.vocab_size} tokens but tokenizer.json "
                             f"holds {tokenizer.vocab_size}")

@@ -38,6 +38,10 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    help="word tokenizer with Keras Tokenizer semantics")
     g.add_argument("--keep-header", action="store_true", default=None, dest="keep_header",
                    help="keep a Project Gutenberg header and footer")
+    g.add_argument("--encoding", help="how the corpus files are decoded (default utf-8), e.g. latin-1")
+    g.add_argument("--errors", choices=["strict", "replace", "ignore"],
+                   help="a byte the encoding cannot decode: refuse the file (strict, the default) or read it "
+                        "as U+FFFD (replace) or drop it (ignore)")
     g.add_argument("--split", type=_fractions, help="train,valid,test fractions (default 0.9,0.05,0.05)")
     g.add_argument("--val-file", help="validation text (instead of a split of CORPUS)")
     g.add_argument("--test-file", help="test text")
@@ -176,7 +180,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             sys.stdout.write(piece)
             sys.stdout.flush()
 
-        lm.sample(args.prompt, on_text=stream, **options)
+        lm.stream(args.prompt, on_text=stream, **options)
         sys.stdout.write("\n")
         return 0
     samples = lm.sample(args.prompt, **options)

@@ -142,10 +142,13 @@ class ModelConfig(JsonConfig):
     cell_impl: str = field(default="fused", metadata=flag_field("--cell-impl"))
     # "sequence" models predict every position; "last" models (window/prefix objectives) only the last.
     output: str = "sequence"
+    # How many tokens the model reads to predict one (the window objective's --window); None: all, statefully.
+    context: int | None = None
 
     def __post_init__(self) -> None:
         self.check_types()
         require_one_of(self.cell, CELLS, "--cell")
+        require(self.context is None or self.context >= 1, "context", f"must be at least 1 (got {self.context})")
         require(self.layers >= 1, "--layers", f"must be at least 1 (got {self.layers})")
         require(self.hidden_size >= 1, "--hidden", f"must be at least 1 (got {self.hidden_size})")
         require(self.embedding_size >= 1, "--embedding", f"must be at least 1 (got {self.embedding_size})")
@@ -184,6 +187,9 @@ class DataConfig(JsonConfig):
     vocab_size: int = field(default=2000, metadata=flag_field("--vocab-size"))  # bpe target size
     keras_compat: bool = field(default=False, metadata=flag_field("--keras-compat"))
     keep_header: bool = field(default=False, metadata=flag_field("--keep-header"))
+    # How corpus files are decoded: strict UTF-8 by default, so mojibake never trains a model silently.
+    encoding: str = field(default="utf-8", metadata=flag_field("--encoding"))
+    errors: str = field(default="strict", metadata=flag_field("--errors"))
     split: tuple[float, float, float] = field(default=(0.9, 0.05, 0.05), metadata=flag_field("--split"))
 
     def __post_init__(self) -> None:
@@ -192,6 +198,7 @@ class DataConfig(JsonConfig):
         require(self.max_vocab is None or self.max_vocab >= 2, "--max-vocab", "must be at least 2")
         require(self.min_count >= 1, "--min-count", f"must be at least 1 (got {self.min_count})")
         require(self.vocab_size >= 2, "--vocab-size", f"must be at least 2 (got {self.vocab_size})")
+        require_one_of(self.errors, ("strict", "replace", "ignore"), "--errors")
         require(len(self.split) == 3 and all(x >= 0 for x in self.split) and self.split[0] > 0,
               "--split", "must be three non-negative fractions with a positive training share")
         require(math.isclose(sum(self.split), 1.0, abs_tol=1e-6), "--split", "fractions must add up to 1")

@@ -31,7 +31,7 @@ def format_info(info: dict[str, Any]) -> str:
     if m["cell"] in ("mingru", "minlstm"):
         mlp = f"MLP {m['mlp_ratio']}x{m['hidden_size']} (GELU)" if m.get("mlp_ratio") else "no MLP"
         lines.append(f"blocks           residual, pre-norm (RMSNorm): x + W_out {m['cell']}(norm(x)), then "
-                     f"x + {mlp}(norm(x)); final RMSNorm; trained by a parallel log-space scan "
+                     f"x + {mlp}(norm(x)); final RMSNorm; a whole segment per scan of h = a h + b "
                      f"(Feng et al. 2024)")
     tok = info["tokenizer"]
     lines.append(f"tokenizer        {tok['kind']} level, vocabulary {tok['vocab_size']}")
@@ -52,6 +52,9 @@ def format_info(info: dict[str, Any]) -> str:
                      + f"{train.get('optimizer')} lr {train.get('lr')}, "
                      f"schedule {train.get('schedule')}, "
                      + (f"weight average (ema) {train.get('ema')}, " if train.get("ema") else "")
+                     + (f"activation regularisation (AR) {train.get('ar')}, " if train.get("ar") else "")
+                     + (f"temporal AR (TAR) {train.get('tar')}, " if train.get("tar") else "")
+                     + (f"precision {train.get('precision')}, " if train.get("precision", "fp32") != "fp32" else "")
                      + f"seed {train.get('seed')}")
     summary = info.get("training") or {}
     if summary:

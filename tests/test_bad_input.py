@@ -180,3 +180,22 @@ def test_full_disk_mid_save_keeps_the_previous_file(tmp_path, monkeypatch):
         _io.atomic_write(target, fail)
     assert json.loads(target.read_text()) == {"version": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
+def test_a_folder_with_a_latin1_file_is_refused_by_name_then_read_with_errors_replace(tmp_path, out):
+    corpus = tmp_path / "books"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("The wolf ran home. " * 200, encoding="utf-8")
+    (corpus / "b.txt").write_bytes(b"en \xe9tat de partir. " * 100)
+    tiny = ("--hidden", "8", "--layers", "1", "--embedding", "4", "--seq-len", "16", "--batch-size", "2",
+            "--max-steps", "1", "--no-progress", "--sample-every", "0")
+    assert_one_line_error(run_cli("train", corpus, "-o", out, *tiny), "b.txt", "0xe9", "byte offset 3",
+                          "--errors replace")
+    assert not out.exists()
+    done = run_cli("train", corpus, "-o", out, *tiny, "--errors", "replace")
+    assert done.returncode == 0, done.stderr
+    data = json.loads((out / "config.json").read_text())["data"]
+    assert (data["encoding"], data["errors"]) == ("utf-8", "replace")
+    assert "\ufffd" in json.loads((out / "tokenizer.json").read_text())["chars"]
+    assert_one_line_error(run_cli("train", corpus, "-o", tmp_path / "m2", *tiny, "--encoding", "klingon"),
+                          "--encoding 'klingon'")

@@ -80,3 +80,35 @@ def test_an_output_path_under_a_regular_file_is_one_line(small_corpus, tmp_path)
     assert_one_line_error(run_cli(*tiny_train_args(small_corpus, blocker / "model", "--max-steps", "2")),
                           "file.txt")
     assert blocker.read_text() == "mine"
+
+
+def _peak_rss_mb_of(code: str) -> float:
+    """Peak resident memory of a child Python running `code` (MiB)."""
+    import resource
+
+    script = code + "\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    del resource
+    return int(done.stdout.split()[-1]) / 1024
+
+
+def test_one_long_sample_streams_in_constant_memory(trained_model):
+    """stream() keeps nothing: 400,000 characters cost no more memory than 10,000 (sample() keeps them:
+    ~30 MB more, measured), and the text still arrives piece by piece."""
+    code = (f"import rnnlab\nlm = rnnlab.load({str(trained_model)!r})\nn = [0]\n"
+            "def count(piece): n[0] += len(piece)\n"
+            "stopped = lm.stream('Mowgli', on_text=count, length={length}, seed=0)\n"
+            "assert n[0] == {length} and stopped == 'length', (n, stopped)")
+    short = _peak_rss_mb_of(code.format(length=10_000))
+    long = _peak_rss_mb_of(code.format(length=400_000))
+    assert long - short < 12, (short, long)
+
+
+def test_a_generation_larger_than_memory_is_refused_before_it_allocates(trained_model):
+    for args, needle in ((["--num-samples", "100000000"], "--num-samples 100000000"),
+                         (["--num-samples", "2", "--length", "100000000000"], "--length 100000000000")):
+        result = run_cli("generate", trained_model, *args)
+        line = assert_one_line_error(result, needle, "GiB")
+        assert "free" in line

@@ -86,3 +86,50 @@ def test_an_overwritten_model_survives_a_run_that_fails_before_its_first_checkpo
               max_steps=2, eval_every=2, seed=9, progress=False)
     assert json.loads((out / ckpt.CONFIG).read_text())["model"]["hidden_size"] == 32
     assert [r["step"] for r in ckpt.read_metrics(out)] == [2]
+
+
+def _tamper_training_state(out, change) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    path = out / ckpt.TRAINING_STATE
+    with safe_open(path, "pt") as f:
+        metadata = f.metadata()
+    tensors = load_file(path)
+    metadata = change(tensors, metadata)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, path, metadata=metadata)
+
+
+def _replace(key, cut):
+    def change(tensors, metadata):
+        tensors[key] = cut(tensors[key])
+        return metadata
+    return change
+
+
+def _drop(key):
+    def change(tensors, metadata):
+        del tensors[key]
+        return metadata
+    return change
+
+
+@pytest.mark.parametrize("what, change, needle", [
+    ("no metadata", lambda t, m: None, "no 'state'"),
+    ("no RNG state", _drop("rng.torch"), "no 'rng.torch'"),
+    ("optimiser moments of the wrong shape", _replace("optim.0.exp_avg", lambda v: v[:1]), "optim.0.exp_avg is"),
+    ("a carried state of the wrong width", _replace("carry.0", lambda v: v[..., :3]), "the carried state is"),
+    ("a carried state of another batch", _replace("carry.0", lambda v: v[:, :1]), "carries the state of 1 rows"),
+])
+def test_a_damaged_training_state_is_a_one_line_refusal_to_resume(interrupted_run, what, change, needle):
+    corpus, out = interrupted_run
+    _tamper_training_state(out, change)
+    assert_one_line_error(run_cli(*tiny_train_args(corpus, out, *FIRST, "--resume", "--max-steps", "6")),
+                          "cannot resume", needle)
+
+
+def test_info_on_a_summary_that_is_not_json_is_one_line(interrupted_run):
+    _, out = interrupted_run
+    for text, needle in (("{not json", "is not valid JSON"), ("[1, 2]", "is not a JSON object")):
+        (out / ckpt.SUMMARY).write_text(text)
+        assert_one_line_error(run_cli("info", out), "summary.json", needle)

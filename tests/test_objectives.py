@@ -107,3 +107,43 @@ def test_benchmark_time_to_reach_and_training_seconds():
     assert bench.SEQUENCE_SETUP == {"objective": "sequence", "cell": "lstm", "layers": 1, "hidden_size": 128}
     assert bench.parse_options(["warmup_steps=0", "lr=5e-3", "cell=gru"]) == \
         {"warmup_steps": 0, "lr": 0.005, "cell": "gru"}
+
+
+# ------------------------------------------------------------------------- objectives as objects
+
+def test_each_objective_says_its_output_its_context_and_its_data():
+    from rnnlab.config import TrainConfig
+    from rnnlab.data.tokenizers import CharTokenizer
+    from rnnlab.training.objectives import OBJECTIVES, objective_of
+
+    tok = CharTokenizer.train("ab\nba\n")
+    train = TrainConfig(objective="window", window=3)
+    assert set(OBJECTIVES) == {"sequence", "window", "prefixes"}
+    assert [(o.output, o.context(train)) for o in OBJECTIVES.values()] == [("sequence", None), ("last", 3),
+                                                                          ("last", None)]
+    stream, n = objective_of("sequence").encode(tok, "ab\nba")
+    assert n == 5 and stream.tolist() == tok.start_ids() + tok.encode("ab\nba")  # read from the start context
+    window, n = objective_of("window").encode(tok, "ab\nba")
+    assert n == 5 and window.tolist() == tok.encode("ab\nba")
+    lines, n = objective_of("prefixes").encode(tok, "ab\n\nba\n")
+    assert n == 4 and lines == [tok.encode("ab"), tok.encode("ba")]
+
+
+def test_the_context_width_is_the_models_and_old_window_models_load_with_theirs(tmp_path, small_corpus):
+    import json
+
+    import rnnlab
+    from rnnlab.cli import main
+
+    out = tmp_path / "w"
+    assert main(["train", str(small_corpus), "-o", str(out), "--objective", "window", "--window", "6",
+                 "--layers", "1", "--hidden", "16", "--embedding", "8", "--batch-size", "16", "--max-steps", "2",
+                 "--eval-every", "2", "--no-progress", "--sample-every", "0"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["context"] == 6
+    lm = rnnlab.load(out)
+    before = lm.predict_next("Mowgli and the wolves", k=3)
+    del config["model"]["context"]  # as written before the width moved into the model's config
+    (out / "config.json").write_text(json.dumps(config))
+    old = rnnlab.load(out)
+    assert old.model.config.context == 6 and old.predict_next("Mowgli and the wolves", k=3) == before

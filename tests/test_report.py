@@ -102,6 +102,22 @@ def test_format_info_without_training_facts():
     assert "corpus" not in text and "run  " not in text
 
 
+def test_format_info_names_every_regulariser_and_the_precision():
+    from rnnlab.config import TrainConfig
+
+    model = ModelConfig(vocab_size=5, layers=2, hidden_size=4, dropout=0.3, locked_dropout=True,
+                        embed_dropout=0.1, weight_drop=0.2).to_dict()
+    info = {"path": "x", "model": model, "tokenizer": {"kind": "char", "vocab_size": 5},
+            "parameters": {"total": 1}, "keras_parameters": None,
+            "train": TrainConfig(ar=2.0, tar=1.0, precision="bf16").to_dict()}
+    text = format_info(info)
+    for needle in ("dropout 0.3 (locked: one mask per sequence)", "embedding dropout 0.1", "weight drop 0.2",
+                   "activation regularisation (AR) 2.0", "temporal AR (TAR) 1.0", "precision bf16"):
+        assert needle in text, needle
+    plain = format_info({**info, "model": ModelConfig(vocab_size=5).to_dict(), "train": TrainConfig().to_dict()})
+    assert not any(word in plain for word in ("locked", "embedding dropout", "AR)", "precision"))
+
+
 # ------------------------------------------------------------------------------------------ plot
 
 def test_history_marks_the_kept_weights_and_the_early_stop(stopped_early):

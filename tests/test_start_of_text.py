@@ -8,12 +8,12 @@ import torch
 from conftest import single_thread, tiny_train_args
 
 import rnnlab
-from rnnlab import api
 from rnnlab.config import ModelConfig
 from rnnlab.data.tokenizers import BPETokenizer, CharTokenizer, WordTokenizer, tokenizer_from_dict
 from rnnlab.models.rnn_lm import RNNLanguageModel
 from rnnlab.training import metrics
 from rnnlab.training.metrics import evaluate_ids
+from rnnlab.training.objectives import SequenceObjective
 
 
 def test_the_start_context_is_a_newline_when_the_vocabulary_has_one():
@@ -61,8 +61,8 @@ def test_cli_lower_lowercases_the_training_text_of_a_char_model(tmp_path, small_
 
 def test_training_streams_begin_with_the_start_context(tmp_path, small_corpus, monkeypatch):
     seen = []
-    real = api._make_batches
-    monkeypatch.setattr(api, "_make_batches", lambda ids, lines, train: seen.append(ids) or real(ids, lines, train))
+    real = SequenceObjective.batches
+    monkeypatch.setattr(SequenceObjective, "batches", lambda self, data, *a: seen.append(data) or real(self, data, *a))
     with single_thread():
         lm = rnnlab.train(small_corpus, tmp_path / "m", hidden_size=16, layers=1, embedding_size=8, seq_len=16,
                           batch_size=4, max_steps=1, eval_every=1, sample_every=0, progress=False)

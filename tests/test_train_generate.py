@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import sigint_as_a_terminal_sends_it, tiny_train_args
+from conftest import sigint_as_a_terminal_sends_it, single_thread, tiny_train_args
 
 import rnnlab
 from rnnlab import _io
@@ -370,3 +370,15 @@ def test_evaluation_hands_the_network_contiguous_states():
     ids = torch.randint(0, 7, (3 * 1024 + 50,))  # three rows and a tail
     evaluate_ids(model, ids, 1.0, torch.device("cpu"), batch_size=3, seq_len=256)
     assert len(seen) > 4 and all(seen)
+
+
+def test_a_run_prints_its_settings_first(tmp_path, small_corpus):
+    lines = []
+    with single_thread():
+        rnnlab.train(small_corpus, tmp_path / "m", hidden_size=16, layers=1, embedding_size=8, seq_len=16,
+                     batch_size=4, max_steps=1, eval_every=1, sample_every=0, progress=False, ar=1.0,
+                     locked_dropout=True, log=lines.append)
+    first = lines[0]
+    for needle in ("training lstm 1x16", "embedding 8", "dropout 0.4 (locked)", "ar 1.0", "batch 4 x seq-len 16",
+                   "adamw lr 0.003 cosine", "fp32", "max-steps 1"):
+        assert needle in first, (needle, first)

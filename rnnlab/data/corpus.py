@@ -6,6 +6,7 @@ with the path and the byte offset instead of training a model on mojibake.
 
 from __future__ import annotations
 
+import codecs
 import math
 from fractions import Fraction
 from pathlib import Path
@@ -19,8 +20,27 @@ _END_MARK = "*** END OF"
 _JUNGLE_BOOK_TRAIN = Fraction(9, 10)
 
 
-def read_text_file(path: str | Path) -> str:
-    """Read one file as strict UTF-8; drop a leading BOM and turn CRLF and lone CR into LF."""
+ERRORS = ("strict", "replace", "ignore")
+
+
+def check_encoding(encoding: str, errors: str) -> str:
+    """Python's canonical name of `encoding`; a ConfigError for an unknown one or an unknown `errors`."""
+    if errors not in ERRORS:
+        raise ConfigError(f"--errors must be one of {', '.join(ERRORS)} (got {errors!r})")
+    try:
+        return codecs.lookup(encoding).name
+    except (LookupError, TypeError):
+        raise ConfigError(f"--encoding {encoding!r} is not an encoding Python knows (e.g. utf-8, latin-1, "
+                          "cp1252)") from None
+
+
+def read_text_file(path: str | Path, encoding: str = "utf-8", errors: str = "strict") -> str:
+    """Read one file (strict UTF-8 unless told otherwise); drop a leading BOM, turn CRLF and lone CR into LF.
+
+    `errors="replace"` decodes a byte that is not valid in `encoding` as U+FFFD; "strict" refuses the
+    file, naming the byte and its offset.
+    """
+    name = check_encoding(encoding, errors)
     path = Path(path)
     if not path.exists():
         raise DataError(f"no such file: {path}")
@@ -30,15 +50,17 @@ def read_text_file(path: str | Path) -> str:
         data = path.read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise DataError(f"{path} is UTF-16 text; save it as UTF-8 and try again")
-    if b"\x00" in data[:_BINARY_PROBE]:
-        raise DataError(f"{path} looks like a binary file, not text")
+    if name in ("utf-8", "utf-8-sig"):
+        if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            raise DataError(f"{path} is UTF-16 text; save it as UTF-8 or give --encoding utf-16")
+        if b"\x00" in data[:_BINARY_PROBE]:
+            raise DataError(f"{path} looks like a binary file, not text")
     try:
-        text = data.decode("utf-8")
+        text = data.decode(encoding, errors)
     except UnicodeDecodeError as exc:
         raise DataError(
-            f"{path} is not UTF-8 text: invalid byte 0x{data[exc.start]:02x} at byte offset {exc.start}"
+            f"{path} is not {'UTF-8' if name == 'utf-8' else encoding} text: invalid byte 0x{data[exc.start]:02x} at byte offset {exc.start} "
+            f"(give --encoding, e.g. latin-1, or --errors replace)"
         ) from exc
     if text.startswith("\ufeff"):
         text = text[1:]
@@ -61,15 +83,16 @@ def corpus_files(path: str | Path) -> list[Path]:
     return files
 
 
-def read_corpus(path: str | Path, keep_header: bool = False) -> str:
+def read_corpus(path: str | Path, keep_header: bool = False, encoding: str = "utf-8", errors: str = "strict") -> str:
     """The text of a file, or of a directory's *.txt files joined with "\\n", Gutenberg boilerplate removed.
 
     The boilerplate is stripped per file (unless `keep_header`), so a directory of several Project
-    Gutenberg books loses every book's licence, not only the first one's.
+    Gutenberg books loses every book's licence, not only the first one's. Each file is decoded with
+    `encoding` and `errors` (see `read_text_file`).
     """
     parts = []
     for file in corpus_files(path):
-        text = read_text_file(file)
+        text = read_text_file(file, encoding, errors)
         if not keep_header:
             text = strip_gutenberg(text)
             if not text.strip():

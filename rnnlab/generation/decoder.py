@@ -37,18 +37,58 @@ def prime(model, prompt_ids: Sequence[int], batch_size: int, device, state=None)
     return logits[:, -1], state
 
 
+# Tokens and log-probabilities are recorded in blocks of this many steps, so a long generation allocates
+# as it goes (and, when the caller keeps nothing, reuses one block: constant memory however long).
+_BLOCK_STEPS = 4096
+
+
+class _Record:
+    """The chosen tokens and their log-probabilities, [steps, B] each, one block at a time."""
+
+    def __init__(self, batch: int, steps: int, device, keep: bool):
+        self.batch, self.device, self.keep = batch, device, keep
+        self.size = max(1, min(steps, _BLOCK_STEPS))
+        self.blocks: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.filled = self.size  # the current block is full: the first step opens one
+
+    def views(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(ids [B], ids [B, 1], logprobs [B, 1]) of the next step, opening a block when one is full."""
+        if self.filled == self.size:
+            if self.keep or not self.blocks:
+                tokens = torch.empty(self.size, self.batch, dtype=torch.long, device=self.device)
+                self.blocks.append((tokens, torch.empty(self.size, self.batch, device=self.device)))
+            tokens, logprobs = self.blocks[-1]
+            # Per-step views made in one go: row t as ids[B] and as [B, 1], logprobs row t as [B, 1].
+            self._ids, self._columns = tokens.unbind(0), tokens.unsqueeze(2).unbind(0)
+            self._logprobs = logprobs.unsqueeze(2).unbind(0)
+            self.filled = 0
+        t = self.filled
+        self.filled += 1
+        return self._ids[t], self._columns[t], self._logprobs[t]
+
+    def rows(self, steps: int) -> tuple[list[list[int]], list[list[float]]]:
+        """Each row's ids and log-probabilities over the first `steps` steps (kept blocks only)."""
+        if not self.keep or not self.blocks:
+            return [[] for _ in range(self.batch)], [[] for _ in range(self.batch)]
+        tokens = torch.cat([b[0] for b in self.blocks])[:steps]
+        logprobs = torch.cat([b[1] for b in self.blocks])[:steps]
+        return tokens.T.tolist(), logprobs.T.tolist()
+
+
 @torch.inference_mode()
 def decode(model, prompt_ids: Sequence[int], config: SampleConfig, device="cpu",
            on_tokens: Callable[[torch.Tensor], bool | None] | None = None,
            is_stopped: Callable[[int, int], bool] | None = None,
            state=None, logits: torch.Tensor | None = None,
-           banned: Sequence[int] = ()) -> tuple[list[Sample], object]:
+           banned: Sequence[int] = (), keep: bool = True) -> tuple[list[Sample], object]:
     """Generate `config.length` tokens for `config.num_samples` rows after `prompt_ids`.
 
     `on_tokens(ids[B])` is called after each step (streaming); `is_stopped(row, token_id)` is told each
     row's new token and answers whether that row has now produced its stop string. Passing `state` and
     `logits` continues from an earlier call (interactive sessions) instead of priming. Returns the
-    samples and (the final state, the next-token logits), the state in the model's own format.
+    samples and (the final state, the next-token logits), the state in the model's own format. With
+    `keep=False` the samples hold no ids or log-probabilities (a caller that streams them needs none),
+    and memory stays the same however long the generation.
     """
     model.eval()
     batch = config.num_samples
@@ -61,20 +101,17 @@ def decode(model, prompt_ids: Sequence[int], config: SampleConfig, device="cpu",
         generator.seed()
     sampler = TokenSampler(config, batch, logits.shape[-1], generator, device, banned)
     stepper = make_stepper(model, state, batch, config.length)
-    tokens = torch.empty(config.length, batch, dtype=torch.long, device=device)
-    logprobs = torch.empty(config.length, batch, device=device)
-    # Per-step views made in one go: row t of tokens as ids[B] and as [B, 1], row t of logprobs as [B, 1].
-    step_ids, step_id_columns = tokens.unbind(0), tokens.unsqueeze(2).unbind(0)
-    step_logprob_columns = logprobs.unsqueeze(2).unbind(0)
+    record = _Record(batch, config.length, device, keep)
     lengths = [config.length] * batch
     active = set(range(batch))
     steps = 0
     stepped = False
     for t in range(config.length):
         logits = logits.float()
-        choice = sampler.choose(logits, out=step_ids[t])  # [B]
+        ids_out, id_column, logprob_column = record.views()
+        choice = sampler.choose(logits, out=ids_out)  # [B]
         # The model's own log-probability of the choice, before bans and sampling transforms.
-        sampler.log_prob(logits, step_id_columns[t], out=step_logprob_columns[t])
+        sampler.log_prob(logits, id_column, out=logprob_column)
         steps = t + 1
         if on_tokens is not None:
             on_tokens(choice)
@@ -90,8 +127,7 @@ def decode(model, prompt_ids: Sequence[int], config: SampleConfig, device="cpu",
         stepped = True
     if stepped:  # the stepper's logits are a buffer it would overwrite: hand out a copy
         state, logits = stepper.state(), logits.clone()
-    token_rows = tokens[:steps].T.tolist()
-    logprob_rows = logprobs[:steps].T.tolist()
+    token_rows, logprob_rows = record.rows(steps)
     samples = [Sample(ids=token_rows[r][:lengths[r]], logprobs=logprob_rows[r][:lengths[r]],
                       stopped="length" if lengths[r] == config.length and r in active else "stop")
                for r in range(batch)]

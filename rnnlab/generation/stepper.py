@@ -18,9 +18,11 @@ more to build than the steps would save (a large vocabulary and a short sample),
 memory; layer 0 then gathers the embedding rows and projects them like any other layer.
 
 The stepper's state is the model's own ([layers, B, H] tensors, a (h, c) tuple for an LSTM), so a
-caller can prime with `model(...)`, decode with a stepper and carry the state on to a later call. Models
-the stepper does not cover (reference cells, bidirectional or "last"-output models, weights not in
-float32 on the CPU, a subclass with its own forward) are stepped by `ModelStepper`, their own forward.
+caller can prime with `model(...)`, decode with a stepper and carry the state on to a later call. Which
+stepper runs is the model's answer, never its type: `model.step_kind()` says "gated" (CellStepper, on
+`model.gated_layer_weights()`), "min" (MinStepper, on `model.rnn.step_weights()`) or None, and a model
+without an answer (reference cells, bidirectional or "last"-output models, weights not in float32 on
+the CPU, any other module) is stepped by `ModelStepper`, its own forward.
 """
 
 from __future__ import annotations
@@ -31,10 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnlab.models.cells import MinRNN
 from rnnlab.models.rnn_lm import RNNLanguageModel, State
 
-__all__ = ["Stepper", "ModelStepper", "CellStepper", "MinStepper", "make_stepper", "covers", "covers_min"]
+__all__ = ["Stepper", "ModelStepper", "CellStepper", "MinStepper", "make_stepper", "step_kind"]
 
 GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 
@@ -65,36 +66,20 @@ class ModelStepper:
         return self._state
 
 
-def covers(model: nn.Module) -> bool:
-    """Whether `CellStepper` computes exactly what `model`'s forward does, one token at a time."""
-    if type(model).forward is not RNNLanguageModel.forward or model.training:
-        return False
-    c = model.config
-    rnn = model.rnn
-    if c.cell not in GATES or c.bidirectional or c.output != "sequence":
-        return False
-    if not isinstance(rnn, nn.RNNBase) or not rnn.bias or getattr(rnn, "proj_size", 0):
-        return False
-    if model.embedding is not None and model.embedding.max_norm is not None:
-        return False  # a max_norm embedding renormalises its rows as it reads them
-    return all(p.device.type == "cpu" and p.dtype == torch.float32 for p in model.parameters())
-
-
-def covers_min(model: nn.Module) -> bool:
-    """Whether `MinStepper` computes exactly what `model`'s forward does (a min-cell stack, in eval mode)."""
-    if type(model).forward is not RNNLanguageModel.forward or model.training:
-        return False
-    if not isinstance(model.rnn, MinRNN) or model.config.output != "sequence":
-        return False
-    return all(p.device.type == "cpu" and p.dtype == torch.float32 for p in model.parameters())
+def step_kind(model: nn.Module) -> str | None:
+    """The model's own answer to how it may be stepped ("gated", "min" or None); None for any module
+    that does not say."""
+    ask = getattr(model, "step_kind", None)
+    return ask() if callable(ask) else None
 
 
 def make_stepper(model: nn.Module, state: State | None, batch: int, steps: int) -> Stepper:
     """A `CellStepper` or `MinStepper` for `model` when one covers it, else a `ModelStepper`; `steps`: how
     many will run."""
-    if covers(model):
+    kind = step_kind(model)
+    if kind == "gated":
         return CellStepper(model, state, batch, fold=_worth_folding(model, batch, steps))
-    if covers_min(model):
+    if kind == "min":
         return MinStepper(model, state, batch)
     return ModelStepper(model, state)
 
@@ -226,7 +211,7 @@ class CellStepper:
     """The model's recurrent stack and output layers as preallocated buffers and a short list of ops.
 
     `state` (the model's format, or None for zeros) is copied in; `fold` builds layer 0's per-token
-    input table (see the module docstring). Use `covers(model)` first.
+    input table (see the module docstring). For models whose `step_kind()` is "gated".
     """
 
     def __init__(self, model: RNNLanguageModel, state: State | None, batch: int, fold: bool = True):
@@ -238,7 +223,8 @@ class CellStepper:
         if state is not None:
             self._load(state)
         with torch.no_grad():
-            self.layers = [self._layer(model, k, batch, fold) for k in range(c.layers)]
+            weights = model.gated_layer_weights()
+            self.layers = [self._layer(model, k, weights[k], batch, fold) for k in range(c.layers)]
             self.projection = None
             if model.projection is not None:
                 self.projection = (model.projection.bias.detach(), _t(model.projection.weight),
@@ -253,10 +239,8 @@ class CellStepper:
         else:
             self.h_all.copy_(state)
 
-    def _layer(self, model: RNNLanguageModel, k: int, batch: int, fold: bool):
-        rnn = model.rnn
-        w_ih, w_hh = getattr(rnn, f"weight_ih_l{k}").detach(), getattr(rnn, f"weight_hh_l{k}").detach()
-        b_ih, b_hh = getattr(rnn, f"bias_ih_l{k}").detach(), getattr(rnn, f"bias_hh_l{k}").detach()
+    def _layer(self, model: RNNLanguageModel, k: int, weights, batch: int, fold: bool):
+        w_ih, w_hh, b_ih, b_hh = weights
         # GRU's b_hn sits inside r * (W_hn h + b_hn), so its hidden bias stays with the hidden product.
         bias = b_ih if self.kind == "gru" else b_ih + b_hh
         if self.kind == "lstm":
@@ -294,32 +278,27 @@ class CellStepper:
 class MinStepper:
     """A min-cell stack (`models.cells.MinRNN`) one token at a time, its weights read once, no modules.
 
-    The same equations as `MinBlock.step` (the cell's own recurrence, no scan) in a flat list of tensor
-    ops; the embedding is folded into the input projection (table[V, H] = embedding @ W_in^T + b_in).
+    The same equations as `MinBlock.step`: each block's input projection on preallocated transposed
+    weights, then the cell's own `update` (no scan); the embedding is folded into the input projection
+    (table[V, H] = embedding @ W_in^T + b_in). For models whose `step_kind()` is "min".
     """
 
     def __init__(self, model: RNNLanguageModel, state: State | None, batch: int):
         c = model.config
-        rnn: MinRNN = model.rnn
-        self.mode, self.H = rnn.mode, c.hidden_size
+        self.H = c.hidden_size
+        projection, blocks, self.norm = model.rnn.step_weights()
         with torch.no_grad():
-            if model.embedding is None:
-                rows = torch.eye(c.vocab_size)
-            else:
-                rows = model.embedding.weight.detach()
-            if rnn.input_projection is not None:
-                rows = torch.addmm(rnn.input_projection.bias, rows, rnn.input_projection.weight.t())
-            self.table = rows.detach().contiguous()  # [V, H]: token -> the blocks' input
+            rows = torch.eye(c.vocab_size) if model.embedding is None else model.embedding.weight.detach()
+            if projection is not None:
+                rows = torch.addmm(projection[1], rows, projection[0].t())
+            self.table = rows.contiguous()  # [V, H]: token -> the blocks' input
             self.blocks = []
-            for block in rnn.blocks:
+            for b in blocks:
                 mlp = None
-                if block.mlp is not None:
-                    up, _, down = block.mlp
-                    mlp = (block.mlp_norm.weight.detach(), block.mlp_norm.eps, up.bias.detach(), _t(up.weight),
-                           down.bias.detach(), _t(down.weight))
-                self.blocks.append((block.norm.weight.detach(), block.norm.eps, block.cell.linear.bias.detach(),
-                                    _t(block.cell.linear.weight), _t(block.out.weight), mlp))
-            self.norm = (rnn.norm.weight.detach(), rnn.norm.eps)
+                if b.mlp is not None:
+                    norm, up_w, up_b, down_w, down_b = b.mlp
+                    mlp = (norm, up_b, _t(up_w), down_b, _t(down_w))
+                self.blocks.append((b.norm, b.cell_bias, _t(b.cell_weight), _t(b.out_weight), mlp, b.update))
             self.projection = None
             if model.projection is not None:
                 self.projection = (model.projection.bias.detach(), _t(model.projection.weight))
@@ -331,19 +310,13 @@ class MinStepper:
     def step(self, tokens: Tensor) -> Tensor:
         H = self.H
         x = self.table.index_select(0, tokens)  # [B, H]
-        for k, (norm_w, eps, bias, w_t, out_t, mlp) in enumerate(self.blocks):
+        for k, ((norm_w, eps), bias, w_t, out_t, mlp, update) in enumerate(self.blocks):
             gates = torch.addmm(bias, F.rms_norm(x, (H,), norm_w, eps), w_t)
             h = self.h[k]
-            if self.mode == "mingru":  # h' = (1 - z) h + z g(a)
-                z, a = torch.sigmoid(gates[:, :H]), gates[:, H:]
-                h.mul_(1 - z).addcmul_(z, torch.where(a >= 0, a + 0.5, torch.sigmoid(a)))
-            else:  # h' = f/(f+i) h + i/(f+i) g(a)
-                f, i, a = torch.sigmoid(gates[:, :H]), torch.sigmoid(gates[:, H:2 * H]), gates[:, 2 * H:]
-                total = f + i
-                h.mul_(f / total).addcmul_(i / total, torch.where(a >= 0, a + 0.5, torch.sigmoid(a)))
+            h.copy_(update(gates, h))
             x = torch.addmm(x, h, out_t)
             if mlp is not None:
-                mlp_w, mlp_eps, up_b, up_t, down_b, down_t = mlp
+                (mlp_w, mlp_eps), up_b, up_t, down_b, down_t = mlp
                 hidden = F.gelu(torch.addmm(up_b, F.rms_norm(x, (H,), mlp_w, mlp_eps), up_t))
                 x = x + torch.addmm(down_b, hidden, down_t)
         x = F.rms_norm(x, (H,), *self.norm)

@@ -13,7 +13,9 @@ likewise stacks the hidden weights, [G*H, H]. "*" is the element-wise product an
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import partial
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -390,7 +392,12 @@ class MinGRUCell(nn.Module):
 
     @staticmethod
     def step(x: Tensor, h: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        k_z, k_a = F.linear(x, weight, bias).chunk(2, dim=-1)
+        return MinGRUCell.update(F.linear(x, weight, bias), h)
+
+    @staticmethod
+    def update(k: Tensor, h: Tensor) -> Tensor:
+        """h' from the gates' pre-activations k [B, 2H] = W x + b and h [B, H]."""
+        k_z, k_a = k.chunk(2, dim=-1)
         z = torch.sigmoid(k_z)
         return (1 - z) * h + z * g(k_a)
 
@@ -424,7 +431,12 @@ class MinLSTMCell(nn.Module):
 
     @staticmethod
     def step(x: Tensor, h: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        k_f, k_i, k_a = F.linear(x, weight, bias).chunk(3, dim=-1)
+        return MinLSTMCell.update(F.linear(x, weight, bias), h)
+
+    @staticmethod
+    def update(k: Tensor, h: Tensor) -> Tensor:
+        """h' from the gates' pre-activations k [B, 3H] = W x + b and h [B, H]."""
+        k_f, k_i, k_a = k.chunk(3, dim=-1)
         f, i = torch.sigmoid(k_f), torch.sigmoid(k_i)
         return f / (f + i) * h + i / (f + i) * g(k_a)
 
@@ -482,6 +494,17 @@ class MinBlock(nn.Module):
         return x
 
 
+class MinBlockWeights(NamedTuple):
+    """One `MinBlock`'s weights, detached: x' = x + out_weight cell(rms_norm(x)); x'' = x' + mlp(x')."""
+
+    norm: tuple[Tensor, float]  # (RMSNorm weight [H], eps)
+    cell_weight: Tensor  # [G*H, H]
+    cell_bias: Tensor  # [G*H]
+    out_weight: Tensor  # [H, H]
+    mlp: tuple[tuple[Tensor, float], Tensor, Tensor, Tensor, Tensor] | None  # norm, up W, up b, down W, down b
+    update: Callable[[Tensor, Tensor], Tensor]  # the cell's own update: (pre-activations, h) -> h'
+
+
 class MinRNN(nn.Module):
     """A stack of `MinBlock`s with the fused modules' contract: x[B, T, I], h[L, B, H] -> (out, h').
 
@@ -507,6 +530,27 @@ class MinRNN(nn.Module):
             x, h = block(x, None if state is None else state[k])
             last.append(h)
         return self.norm(x), torch.stack(last)  # [B, T, H], [L, B, H]
+
+    def step_weights(self) -> tuple[tuple[Tensor, Tensor] | None, list[MinBlockWeights], tuple[Tensor, float]]:
+        """(input projection (weight, bias) or None, each block's weights, the final norm (weight, eps)):
+        what a stepper needs to replay `step` without the modules."""
+        def norm(n: nn.RMSNorm) -> tuple[Tensor, float]:
+            return n.weight.detach(), n.eps
+
+        blocks = []
+        for block in self.blocks:
+            mlp = None
+            if block.mlp is not None:
+                up, _, down = block.mlp
+                mlp = (norm(block.mlp_norm), up.weight.detach(), up.bias.detach(), down.weight.detach(),
+                       down.bias.detach())
+            blocks.append(MinBlockWeights(norm(block.norm), block.cell.linear.weight.detach(),
+                                          block.cell.linear.bias.detach(), block.out.weight.detach(), mlp,
+                                          type(block.cell).update))
+        projection = None
+        if self.input_projection is not None:
+            projection = (self.input_projection.weight.detach(), self.input_projection.bias.detach())
+        return projection, blocks, norm(self.norm)
 
     def step(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         """x [B, I], state [L, B, H] -> (out [B, H], state'): the recurrence, one token, no scan."""

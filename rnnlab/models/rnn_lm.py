@@ -13,14 +13,27 @@ regularisers read the last layer's outputs through `forward(..., return_hidden=T
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from rnnlab.config import ModelConfig
-from rnnlab.models.cells import MIN_MODES, locked_dropout, make_recurrent
+from rnnlab.models.cells import MIN_MODES, MinRNN, locked_dropout, make_recurrent
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+GATED_CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+
+
+class GatedLayerWeights(NamedTuple):
+    """One layer of a fused RNN/GRU/LSTM stack, gates in torch's order (LSTM i, f, g, o; GRU r, z, n):
+    weight_ih [G*H, I], weight_hh [G*H, H], bias_ih and bias_hh [G*H], all detached."""
+
+    weight_ih: torch.Tensor
+    weight_hh: torch.Tensor
+    bias_ih: torch.Tensor
+    bias_hh: torch.Tensor
 
 # The aten ops torch.nn.LSTM / GRU / RNN call, by their `mode`: run one layer at a time for locked dropout.
 _LAYER_OPS = {"LSTM": torch.lstm, "GRU": torch.gru, "RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu}
@@ -196,6 +209,42 @@ class RNNLanguageModel(nn.Module):
             hs.append(h)
         h_n = torch.cat(hs)  # [L, B, H]
         return x, ((h_n, torch.cat(cs)) if is_lstm else h_n)
+
+    # -- one token at a time: generation's fast steppers ask these, never the model's type
+    def step_kind(self) -> str | None:
+        """How generation may step this model one token at a time without calling forward:
+
+        "gated"  a fused RNN/GRU/LSTM stack: the stepper replays the cell's equations on the weights of
+                 `gated_layer_weights()`;
+        "min"    a minGRU/minLSTM stack: the stepper replays `MinRNN.step_weights()`;
+        None     only forward computes this model: training mode (dropout), weights other than float32
+                 on the CPU, last-position or bidirectional output, a max_norm embedding, reference cells.
+
+        A subclass that changes forward is stepped through forward unless it overrides this too.
+        """
+        c = self.config
+        if type(self).forward is not RNNLanguageModel.forward or type(self).step_kind is not \
+                RNNLanguageModel.step_kind:
+            return None
+        if self.training or c.output != "sequence" or c.bidirectional:
+            return None
+        if self.embedding is not None and self.embedding.max_norm is not None:
+            return None  # a max_norm embedding renormalises its rows as it reads them
+        if not all(p.device.type == "cpu" and p.dtype == torch.float32 for p in self.parameters()):
+            return None
+        if isinstance(self.rnn, MinRNN):
+            return "min"
+        rnn = self.rnn
+        if c.cell in GATED_CELLS and isinstance(rnn, nn.RNNBase) and rnn.bias and not getattr(rnn, "proj_size", 0):
+            return "gated"
+        return None
+
+    def gated_layer_weights(self) -> list[GatedLayerWeights]:
+        """The weights of each layer of a fused RNN/GRU/LSTM stack (step_kind "gated"), bottom first."""
+        rnn = self.rnn
+        return [GatedLayerWeights(*(getattr(rnn, f"{name}_l{k}").detach()
+                                    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")))
+                for k in range(rnn.num_layers)]
 
     def _last_positions(self, out: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         H = self.config.hidden_size

@@ -154,7 +154,11 @@ def load_training_state(path: Path, model: torch.nn.Module, optimizer: torch.opt
     if not Path(path).is_file():
         raise ModelDirError(f"cannot resume: {path} is missing (the run never wrote a checkpoint)")
     tensors = _io.load_tensors(path)
-    meta = json.loads(_io.load_tensor_metadata(path)["state"])
+    try:
+        meta = _check_training_state(tensors, _io.load_tensor_metadata(path), model, optimizer)
+    except (KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
+        detail = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ModelDirError(f"cannot resume: {path} is not a training state of this run ({detail})") from exc
     load_weights(path, model, prefix="model.", tensors=tensors)
     opt_state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
@@ -172,6 +176,41 @@ def load_training_state(path: Path, model: torch.nn.Module, optimizer: torch.opt
         carry = tuple(carry_parts) if len(carry_parts) == 2 else carry_parts[0]
     averaged = [tensors[f"average.{i}"] for i in range(len(tensors)) if f"average.{i}" in tensors]
     return meta, carry, averaged
+
+
+_META_KEYS = ("step", "epoch", "step_in_epoch", "early_stopping", "schedule", "param_groups")
+
+
+def _check_training_state(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None,
+                          model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The run's meta, once the file is known to fit `model` and `optimizer`: every key there, every
+    shape right (KeyError / ValueError otherwise), before anything is restored."""
+    meta = json.loads((metadata or {})["state"])
+    if not isinstance(meta, dict):
+        raise ValueError("its metadata is not a JSON object")
+    for key in _META_KEYS:
+        meta[key]  # noqa: B018 (raises KeyError, named in the message)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            if not index.isdigit() or int(index) >= len(params):
+                raise ValueError(f"{key} belongs to no parameter")
+            if name != "step" and tuple(value.shape) != tuple(params[int(index)].shape):
+                raise ValueError(f"{key} is {list(value.shape)}, its parameter {list(params[int(index)].shape)}")
+    rng = tensors["rng.torch"]
+    if rng.dtype != torch.uint8 or rng.dim() != 1:
+        raise ValueError("rng.torch is not a generator state")
+    init_state = getattr(model, "init_state", None)
+    carry = [tensors[f"carry.{i}"] for i in range(2) if f"carry.{i}" in tensors]
+    if carry and callable(init_state):
+        zero = init_state(1)
+        expected = [s.shape for s in (zero if isinstance(zero, tuple) else (zero,))]
+        if len(carry) != len(expected) or any(c.dim() != 3 or (c.shape[0], c.shape[2]) != (e[0], e[2])
+                                              or c.shape != carry[0].shape for c, e in zip(carry, expected)):
+            raise ValueError(f"the carried state is {[list(c.shape) for c in carry]}, the model's "
+                             f"[{expected[0][0]}, batch, {expected[0][2]}] x {len(expected)}")
+    return meta
 
 
 def append_metrics(model_dir: Path, record: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from rnnlab.config import TrainConfig
-from rnnlab.errors import ConfigError, RnnlabError
+from rnnlab.errors import ConfigError, ModelDirError, RnnlabError
 from rnnlab.models.rnn_lm import detach_state
 from rnnlab.training import checkpoint as ckpt
 from rnnlab.training.averaging import WeightAverage
@@ -237,6 +237,10 @@ def _train(model, batches, evaluate, config: TrainConfig, model_dir, device: tor
     if resume:
         meta, carry, averaged = ckpt.load_training_state(model_dir / ckpt.TRAINING_STATE, model, optimizer,
                                                          device)
+        lanes = None if carry is None else (carry[0] if isinstance(carry, tuple) else carry).shape[1]
+        if lanes is not None and lanes != config.batch_size:
+            raise ModelDirError(f"cannot resume: {model_dir / ckpt.TRAINING_STATE} carries the state of "
+                                f"{lanes} rows, but the run has --batch-size {config.batch_size}")
         if average is not None and averaged:
             average.load(averaged)
         # (a run that turns --ema on only when resumed starts its average from the resumed weights)

@@ -53,8 +53,29 @@ def test_non_utf8_names_the_byte_and_its_offset(tmp_path):
     path.write_bytes(b"x" * 1234 + b"\xff" + "é".encode("latin-1"))
     with pytest.raises(DataError) as info:
         read_text_file(path)
-    assert str(info.value) == f"{path} is not UTF-8 text: invalid byte 0xff at byte offset 1234"
+    assert str(info.value) == (f"{path} is not UTF-8 text: invalid byte 0xff at byte offset 1234 "
+                               "(give --encoding, e.g. latin-1, or --errors replace)")
     assert "\n" not in str(info.value)
+
+
+def test_an_encoding_or_replacement_reads_what_strict_utf8_refuses(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("en état de partir".encode("latin-1"))
+    assert read_text_file(path, encoding="latin-1") == "en état de partir"
+    assert read_text_file(path, errors="replace") == "en \ufffdtat de partir"
+    assert read_text_file(path, errors="ignore") == "en tat de partir"
+    with pytest.raises(ConfigError, match="--encoding 'klingon'"):
+        read_text_file(path, encoding="klingon")
+    with pytest.raises(ConfigError, match="--errors"):
+        read_text_file(path, errors="maybe")
+
+
+def test_a_folder_is_read_with_one_encoding_choice_for_every_file(tmp_path):
+    (tmp_path / "a.txt").write_text("plain ascii\n", encoding="utf-8")
+    (tmp_path / "b.txt").write_bytes(b"caf\xe9")
+    with pytest.raises(DataError, match=r"b\.txt is not UTF-8 text: invalid byte 0xe9 at byte offset 3"):
+        read_corpus(tmp_path)
+    assert read_corpus(tmp_path, errors="replace") == "plain ascii\n\ncaf\ufffd"
 
 
 def test_utf16_gets_its_own_hint(tmp_path):

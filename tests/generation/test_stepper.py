@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rnnlab.config import ModelConfig
-from rnnlab.generation.stepper import CellStepper, ModelStepper, covers, make_stepper
+from rnnlab.generation.stepper import CellStepper, ModelStepper, make_stepper, step_kind
 from rnnlab.models.rnn_lm import RNNLanguageModel
 
 V, E, H = 13, 6, 8
@@ -60,7 +60,7 @@ def _follow(model, stepper, ids: torch.Tensor, state) -> None:
 @pytest.mark.parametrize("cell", CELLS)
 def test_stepper_logits_and_state_follow_the_model(cell, layers, variant):
     model = _model(cell, layers, **VARIANTS[variant])
-    assert covers(model)
+    assert model.step_kind() == "gated"
     ids = torch.randint(0, V, (3, 15), generator=torch.Generator().manual_seed(1))
     state = _random_state(model, 3)
     _follow(model, CellStepper(model, state, batch=3), ids, state)
@@ -109,7 +109,7 @@ def test_a_large_vocabulary_with_few_steps_skips_the_table():
 ])
 def test_models_it_does_not_cover_are_stepped_by_their_own_forward(why, model):
     model = model()
-    assert not covers(model), why
+    assert step_kind(model) is None, why
     assert isinstance(make_stepper(model, None, batch=1, steps=10), ModelStepper)
 
 
@@ -118,3 +118,29 @@ def test_the_model_stepper_follows_the_model():
     ids = torch.randint(0, V, (2, 6), generator=torch.Generator().manual_seed(5))
     state = _random_state(model, 2)
     _follow(model, ModelStepper(model, state), ids, state)
+
+
+class _OwnForward(RNNLanguageModel):
+    """A subclass that changes what forward computes: the fast path must not replay the base's equations."""
+
+    def forward(self, ids, state=None, lengths=None, return_hidden=False):
+        logits, state = super().forward(ids, state, lengths)
+        return logits * 2, state
+
+
+def test_a_model_that_changes_forward_is_stepped_by_its_forward():
+    torch.manual_seed(0)
+    model = _OwnForward(ModelConfig(vocab_size=V, hidden_size=H, embedding_size=E)).eval()
+    assert step_kind(model) is None
+    assert isinstance(make_stepper(model, None, batch=1, steps=5), ModelStepper)
+    assert step_kind(torch.nn.Linear(2, 2)) is None  # a module that does not answer
+
+
+def test_the_stepper_reads_the_weights_the_model_hands_out(monkeypatch):
+    """The stepper reads weights through the model's own accessor, not by torch's parameter names."""
+    model = _model("lstm", 2)
+    real = model.gated_layer_weights()
+    calls = []
+    monkeypatch.setattr(model, "gated_layer_weights", lambda: calls.append(1) or real)
+    CellStepper(model, None, batch=1)
+    assert calls == [1]
