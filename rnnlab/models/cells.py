@@ -370,7 +370,27 @@ def scan_linear(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
     return _LinearScan.apply(a, b, h0)
 
 
-class MinGRUCell(nn.Module):
+class _MinCell(nn.Module):
+    """What both min cells share: one stacked input projection [gates*H, I], and `step` as that
+    projection followed by the cell's own `update(pre-activations, h)`."""
+
+    gates = 0
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.linear = nn.Linear(input_size, self.gates * hidden_size)
+
+    @classmethod
+    def step(cls, x: Tensor, h: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        return cls.update(F.linear(x, weight, bias), h)
+
+    @staticmethod
+    def update(k: Tensor, h: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class MinGRUCell(_MinCell):
     """minGRU: a GRU whose update gate and candidate read the input only, and no reset gate.
 
     Stacked weight [2H, I] in the order: update z, candidate a.
@@ -380,19 +400,10 @@ class MinGRUCell(nn.Module):
         h' = (1 - z) * h + z * h~
 
     step(x[B, I], h[B, H]) is the recurrence one step at a time; forward(x[B, T, I], h0) computes all T
-    states by `scan_log`, with a_t = 1 - z_t and b_t = z_t * h~_t.
+    states by one scan (`scan_linear`, or `scan_log` with scan="log"), with a_t = 1 - z_t, b_t = z_t * h~_t.
     """
 
     gates = 2
-
-    def __init__(self, input_size: int, hidden_size: int):
-        super().__init__()
-        self.hidden_size = hidden_size
-        self.linear = nn.Linear(input_size, self.gates * hidden_size)
-
-    @staticmethod
-    def step(x: Tensor, h: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        return MinGRUCell.update(F.linear(x, weight, bias), h)
 
     @staticmethod
     def update(k: Tensor, h: Tensor) -> Tensor:
@@ -409,7 +420,7 @@ class MinGRUCell(nn.Module):
         return scan_linear(1 - z, z * g(k_a), h0)
 
 
-class MinLSTMCell(nn.Module):
+class MinLSTMCell(_MinCell):
     """minLSTM: forget and input gates that read the input only, normalised to sum to one.
 
     Stacked weight [3H, I] in the order: forget f, input i, candidate a.
@@ -423,15 +434,6 @@ class MinLSTMCell(nn.Module):
     """
 
     gates = 3
-
-    def __init__(self, input_size: int, hidden_size: int):
-        super().__init__()
-        self.hidden_size = hidden_size
-        self.linear = nn.Linear(input_size, self.gates * hidden_size)
-
-    @staticmethod
-    def step(x: Tensor, h: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        return MinLSTMCell.update(F.linear(x, weight, bias), h)
 
     @staticmethod
     def update(k: Tensor, h: Tensor) -> Tensor:
