@@ -143,7 +143,9 @@ def save_tensors(path: str | Path, tensors: dict, metadata: dict[str, str] | Non
     # Serialised in memory, then written by atomic_write: safetensors' own file writer turns every I/O
     # error (a full disk too) into SafetensorError and creates its file with its own mode.
     flat = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
-    write_bytes(path, save(flat, metadata=metadata))
+    with writing(path):  # a SafetensorError from the serialiser too (out of memory, a patched writer)
+        data = save(flat, metadata=metadata)
+    write_bytes(path, data)
 
 
 def load_tensors(path: str | Path) -> dict:

@@ -40,7 +40,7 @@ class DirLock:
             raise ModelDirError(f"{self.directory} exists and is not a directory")
         _io.make_dir(self.directory)
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)  # less the umask, as open()
         except OSError as exc:
             raise ModelDirError(f"cannot create the lock file {self.path}: {exc.strerror}") from None
         if fcntl is not None:
@@ -53,8 +53,10 @@ class DirLock:
                     os.close(fd)
                 raise ModelDirError(f"{self.directory} is in use by another rnnlab run (pid {holder}); wait "
                                     f"for it to finish or stop it") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        # The pid only names the holder in the message above; a full disk must not stop a run for it.
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
         self._fd = fd
         return self
 
