@@ -21,7 +21,8 @@ from rnnlab.config import check_seed
 from rnnlab.errors import ConfigError, ModelDirError, RnnlabError
 
 NETWORK_FLAGS = {  # dest -> ForecastConfig field, for the flags that only the network reads
-    "lookback": "lookback", "cell": "cell", "hidden": "hidden_size", "layers": "layers", "dropout": "dropout",
+    "lookback": "lookback", "season_profile": "season_profile", "cell": "cell", "hidden": "hidden_size",
+    "layers": "layers", "dropout": "dropout",
     "highway": "highway",
     "scaler": "scaler", "log": "log", "diff": "diff", "window_norm": "window_norm", "recursive": "recursive",
     "head": "head", "ensemble": "ensemble", "combine": "combine", "epochs": "epochs",
@@ -122,7 +123,10 @@ def _model_options(parser: argparse.ArgumentParser, horizon_required: bool) -> N
     group.add_argument("--intervals", metavar="L[,L]", help="prediction interval levels in percent (default 80,95)")
     net = parser.add_argument_group("network (rnn, lstm, gru)")
     net.add_argument("--lookback", type=_positive_int("--lookback"), metavar="L",
-                     help="input window (default max(3 seasons, 2 horizons, 8) + the differencing lags)")
+                     help="input window (default max(3 seasons, 2 horizons, 8), at most 192, + the differencing lags)")
+    net.add_argument("--season-profile", type=_non_negative_int("--season-profile"), metavar="K",
+                     help="average the K seasons before each step into one input (default: 2 when the season "
+                          "is longer than the window; 0 = off)")
     net.add_argument("--cell", choices=("lstm", "gru", "rnn", "rnn_tanh", "rnn_relu"), help="recurrent cell (lstm)")
     net.add_argument("--hidden", type=_positive_int("--hidden"), metavar="N", help="hidden units (32)")
     net.add_argument("--layers", type=_positive_int("--layers"), metavar="N", help="stacked recurrent layers (1)")
@@ -142,8 +146,8 @@ def _model_options(parser: argparse.ArgumentParser, horizon_required: bool) -> N
     net.add_argument("--ensemble", type=_positive_int("--ensemble"), metavar="N",
                      help="train N seeds and combine them (1)")
     net.add_argument("--combine", choices=("median", "mean"), help="how ensemble members combine (median)")
-    net.add_argument("--epochs", type=_positive_int("--epochs"), help="maximum epochs (300)")
-    net.add_argument("--batch-size", type=_positive_int("--batch-size"), metavar="N", help="windows per batch (32)")
+    net.add_argument("--epochs", type=_positive_int("--epochs"), help="maximum epochs (300, fewer on long series: about 2,000 steps)")
+    net.add_argument("--batch-size", type=_positive_int("--batch-size"), metavar="N", help="windows per batch (32, more on long series: at most 32 steps an epoch)")
     net.add_argument("--lr", type=float, help="peak learning rate of AdamW (3e-3)")
     net.add_argument("--weight-decay", type=float, metavar="W", help="AdamW weight decay on matrices (0.01)")
     net.add_argument("--clip", type=float, help="gradient norm clip, 0 = off (1.0)")

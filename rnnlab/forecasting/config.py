@@ -49,6 +49,9 @@ class ForecastConfig(JsonConfig):
 
     horizon: int = field(default=1, metadata=flag_field("--horizon"))
     lookback: int | None = field(default=None, metadata=flag_field("--lookback"))  # None: derived at fit
+    # Seasons averaged into the season-profile input (windows.py); None: 2 when the season is longer than
+    # the window (derived at fit), 0: off.
+    season_profile: int | None = field(default=None, metadata=flag_field("--season-profile"))
     cell: str = field(default="lstm", metadata=flag_field("--cell"))
     hidden_size: int = field(default=32, metadata=flag_field("--hidden"))
     layers: int = field(default=1, metadata=flag_field("--layers"))
@@ -63,8 +66,8 @@ class ForecastConfig(JsonConfig):
     intervals: tuple[int, ...] = field(default=(80, 95), metadata=flag_field("--intervals"))
     ensemble: int = field(default=1, metadata=flag_field("--ensemble"))
     combine: str = field(default="median", metadata=flag_field("--combine"))
-    epochs: int = field(default=300, metadata=flag_field("--epochs"))
-    batch_size: int = field(default=32, metadata=flag_field("--batch-size"))
+    epochs: int | None = field(default=None, metadata=flag_field("--epochs"))  # None: derived at fit
+    batch_size: int | None = field(default=None, metadata=flag_field("--batch-size"))  # None: derived at fit
     lr: float = field(default=3e-3, metadata=flag_field("--lr"))
     weight_decay: float = field(default=1e-2, metadata=flag_field("--weight-decay"))
     clip: float = field(default=1.0, metadata=flag_field("--clip"))
@@ -82,6 +85,8 @@ class ForecastConfig(JsonConfig):
         require(isinstance(self.horizon, int) and self.horizon >= 1, "--horizon",
               f"must be a positive number of steps (got {self.horizon})")
         require(self.lookback is None or self.lookback >= 1, "--lookback", f"must be at least 1 (got {self.lookback})")
+        require(self.season_profile is None or self.season_profile >= 0, "--season-profile",
+                f"must not be negative (got {self.season_profile})")
         require_one_of(self.cell, FORECAST_CELLS, "--cell")
         require(self.hidden_size >= 1, "--hidden", f"must be at least 1 (got {self.hidden_size})")
         require(self.layers >= 1, "--layers", f"must be at least 1 (got {self.layers})")
@@ -98,8 +103,8 @@ class ForecastConfig(JsonConfig):
         require(list(self.intervals) == sorted(set(self.intervals)), "--intervals", "must be increasing and distinct")
         require(self.ensemble >= 1, "--ensemble", f"must be at least 1 (got {self.ensemble})")
         require_one_of(self.combine, COMBINES, "--combine")
-        require(self.epochs >= 1, "--epochs", f"must be at least 1 (got {self.epochs})")
-        require(self.batch_size >= 1, "--batch-size", f"must be at least 1 (got {self.batch_size})")
+        require(self.epochs is None or self.epochs >= 1, "--epochs", f"must be at least 1 (got {self.epochs})")
+        require(self.batch_size is None or self.batch_size >= 1, "--batch-size", f"must be at least 1 (got {self.batch_size})")
         require(self.lr > 0 and math.isfinite(self.lr), "--lr", f"must be positive (got {self.lr})")
         require(self.weight_decay >= 0, "--weight-decay", "must not be negative")
         require(self.clip >= 0, "--clip", "must not be negative (0 turns clipping off)")

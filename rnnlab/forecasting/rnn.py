@@ -42,7 +42,7 @@ from rnnlab.forecasting.forecast import Forecast, from_quantiles
 from rnnlab.forecasting.network import ForecastNetwork
 from rnnlab.forecasting.series import Series, as_series
 from rnnlab.forecasting.transforms import Scaler, TargetTransform, difference, window_stats
-from rnnlab.forecasting.windows import Windows, last_window, make_windows
+from rnnlab.forecasting.windows import Windows, last_window, make_windows, profile_reach
 from rnnlab.training import modeldir
 from rnnlab.training.seeding import pick_device
 
@@ -51,9 +51,48 @@ SCALER_FILE = "scaler.json"
 RUN_FILES = (CONFIG_FILE, SCALER_FILE, SERIES_FILE, STATE_FILE, METRICS_FILE, MODEL_FILE)  # what fit writes
 
 
+MAX_LOOKBACK = 192  # the default window never grows past this: a longer season reaches it as a profile
+MAX_STEPS_PER_EPOCH = 32  # the default batch grows (up to 256 windows) rather than the steps of an epoch
+
+
 def default_lookback(horizon: int, season_length: int, diff: tuple[int, ...] = ()) -> int:
-    """A few seasons, at least two horizons, and room for the differencing: max(3m, 2H, 8) + sum(diff)."""
-    return max(3 * season_length, 2 * horizon, 8) + sum(diff)
+    """A few seasons and at least two horizons, bounded, with room for the differencing:
+    max(3m, 2H, 8) + sum(diff) while that is at most 192 steps; past that, two horizons (96 to 192 steps)
+    + sum(diff). A recurrent encoder's cost grows with every step it reads (a weekly season of 336
+    half-hours would make 1,008 of them), so such a season reaches the network as the season profile
+    (windows.py) instead of being copied into the window."""
+    base = max(3 * season_length, 2 * horizon, 8)
+    if base > MAX_LOOKBACK:
+        base = min(max(2 * horizon, 96), MAX_LOOKBACK)
+    return base + sum(diff)
+
+
+MAX_EPOCHS, STEP_BUDGET = 300, 2000
+
+
+def default_epochs(windows: int, batch_size: int) -> int:
+    """300 epochs, fewer when they would exceed about 2,000 optimiser steps (at least 30 epochs): early
+    stopping ends most runs sooner, and a long series learns its shape in fewer passes."""
+    steps = -(-max(windows, 1) // batch_size)
+    return int(min(MAX_EPOCHS, max(30, STEP_BUDGET // steps)))
+
+
+def default_batch_size(windows: int) -> int:
+    """32 windows, or more (at most 256) when an epoch would otherwise take over 32 steps: on a long
+    series the overlapping windows repeat one another, and a step costs little more at 256 than at 32."""
+    return int(min(max(32, -(-windows // MAX_STEPS_PER_EPOCH)), 256))
+
+
+def default_profile(length: int, lookback: int, steps: int, val: int, season: int, skip: int) -> int:
+    """Seasons averaged into the season profile: 2 (or 1 when the series is short) when the season is longer
+    than what the window reads after differencing, and the series leaves room for training windows."""
+    if season <= 1 or season <= lookback - skip:
+        return 0
+    for count in (2, 1):
+        first = max(lookback, profile_reach(lookback, steps, season, count))
+        if length - val - steps - first >= max(steps, 16):
+            return count
+    return 0
 
 
 class RNNForecaster:
@@ -113,7 +152,34 @@ class RNNForecaster:
         val = c.horizon if c.val_size is None else c.val_size
         if len(series) - val < lookback + steps:  # no room for a training window: validate on nothing
             val = 0
-        return c.replace(lookback=lookback, val_size=val, diff=lags)
+        profile = c.season_profile
+        if profile is None:
+            profile = 0 if c.recursive else default_profile(len(series), lookback, steps, val,
+                                                            series.season_length, sum(lags))
+        elif profile:
+            if c.recursive:
+                raise ConfigError("--season-profile needs the direct head: drop --recursive (or pass "
+                                  "--season-profile 0)")
+            if series.season_length <= 1:
+                raise ConfigError("--season-profile needs a season: pass --season-length")
+            first = max(lookback, profile_reach(lookback, steps, series.season_length, profile))
+            if len(series) < first + steps:
+                raise DataError(f"the series has {len(series)} points, fewer than the {first + steps} that "
+                                f"--season-profile {profile} (season {series.season_length}) needs")
+            if len(series) - val < first + steps:
+                val = 0
+        first = max(lookback, profile_reach(lookback, steps, series.season_length, profile) if profile else 0)
+        windows = len(series) - steps - first + 1 - val  # training windows
+        batch = default_batch_size(windows) if c.batch_size is None else c.batch_size
+        epochs = default_epochs(windows, batch) if c.epochs is None else c.epochs
+        return c.replace(lookback=lookback, val_size=val, diff=lags, season_profile=profile, batch_size=batch,
+                         epochs=epochs)
+
+    @property
+    def _profile(self) -> tuple[int, int] | None:
+        """(season, K) of the season profile when the fitted model reads one."""
+        c = self.fitted_config
+        return (self.series.season_length, c.season_profile) if c.season_profile else None
 
     def fit(self, series: Any, *, directory: str | Path | None = None, resume: bool = False,
             callback=None) -> RNNForecaster:
@@ -128,8 +194,8 @@ class RNNForecaster:
         self.future_scaler = Scaler(config.scaler).fit(known[: len(series)]) if known is not None else None
         values, past, future = self._arrays(series, 0)
         steps = 1 if config.recursive else config.horizon
-        windows = make_windows(values, past, future, config.lookback, steps)
-        origins = np.arange(config.lookback, len(series) - steps + 1)
+        windows = make_windows(values, past, future, config.lookback, steps, profile=self._profile)
+        origins = np.arange(len(series) - steps - len(windows) + 1, len(series) - steps + 1)
         # The last val_size points validate: every window whose target reaches into them (val_size windows,
         # not one, so early stopping follows an average), and no training window's target touches them.
         in_val = origins > len(series) - config.val_size - steps if config.val_size else np.zeros(len(origins), bool)
@@ -140,7 +206,7 @@ class RNNForecaster:
             if not resume:
                 self._save_description(directory)
         device = pick_device(config.device)
-        train, val = _to(train, device), (_to(val, device) if val is not None else None)
+        train, val = train.to(device), (val.to(device) if val is not None else None)
         quantiles = torch.tensor(config.quantiles, dtype=torch.float32, device=device)
 
         def batch_loss(network: ForecastNetwork, w: Windows) -> torch.Tensor:
@@ -184,9 +250,11 @@ class RNNForecaster:
     def _network(self, series: Series) -> ForecastNetwork:
         c = self.fitted_config
         steps = 1 if c.recursive else c.horizon
-        return ForecastNetwork(input_size=series.dim + series.n_past + series.n_future, target_dim=series.dim,
-                               horizon=steps, outputs=heads.outputs_per_step(c.head, c.quantiles),
-                               future_size=series.n_future, cell=c.network_cell, hidden_size=c.hidden_size,
+        profile = series.dim if c.season_profile else 0  # the profile: one more channel per target column
+        return ForecastNetwork(input_size=series.dim + series.n_past + series.n_future + profile,
+                               target_dim=series.dim, horizon=steps,
+                               outputs=heads.outputs_per_step(c.head, c.quantiles),
+                               future_size=series.n_future + profile, cell=c.network_cell, hidden_size=c.hidden_size,
                                layers=c.layers, dropout=c.dropout,
                                highway=c.lookback - sum(c.diff) if c.highway else 0,
                                location=heads.location_outputs(c.head, c.quantiles))
@@ -208,8 +276,19 @@ class RNNForecaster:
         loc, scale = window_stats(w.history, c.window_norm)  # [B, 1, D] each
         history = (w.history - loc) / scale  # [B, L, D]
         skip = sum(c.diff)
-        inputs = torch.cat([difference(history, c.diff), w.past[:, skip:], w.future_in[:, skip:]], dim=2)
-        levels = heads.to_levels(network(inputs, w.future_out), c.head, history, c.diff)  # [B, H, D, K]
+        inputs = [difference(history, c.diff), w.past[:, skip:], w.future_in[:, skip:]]
+        future = w.future_out
+        if w.profile is not None:  # the season profile, normalised like the history it summarises
+            profile = (w.profile - loc) / scale  # [B, L + H, D]
+            lookback = history.shape[1]
+            inputs.append(profile[:, skip:lookback])
+            future = torch.cat([future, profile[:, lookback:]], dim=2)  # [B, H, C + D]
+        levels = heads.to_levels(network(torch.cat(inputs, dim=2), future), c.head, history, c.diff)  # [B, H, D, K]
+        if w.profile is not None and not c.diff:
+            # Without differencing the head forecasts the departure from the profile: a network at zero is
+            # a smoothed seasonal naive, not a flat line.
+            base = profile[:, lookback:].unsqueeze(-1)  # [B, H, D, 1]
+            levels = levels + base * network.location
         if with_target:
             return levels, (w.target - loc) / scale
         return levels, loc, scale
@@ -239,15 +318,17 @@ class RNNForecaster:
             raise ConfigError(f"--horizon {h} is longer than the {c.horizon} steps this model's direct head was "
                               "trained for: retrain with a longer --horizon, or with --recursive")
         history = self.series if series is None else self._compatible(as_series(series))
-        if len(history) < c.lookback:
-            raise DataError(f"the series has {len(history)} points; this model reads --lookback {c.lookback}")
+        needed = max(c.lookback, profile_reach(c.lookback, c.horizon, *self._profile) if self._profile else 0)
+        if len(history) < needed:
+            raise DataError(f"the series has {len(history)} points; this model reads {needed} (--lookback "
+                            f"{c.lookback}{', and the season profile' if needed > c.lookback else ''})")
         steps = h if c.recursive else c.horizon
         values, past, future = self._arrays(history, steps)
         with torch.no_grad(), _threads(c.threads):
             if c.recursive:
                 members = [self._simulate(net, values, future, h, i) for i, net in enumerate(self.networks)]
             else:
-                w = last_window(values, past, future, c.lookback, c.horizon)
+                w = last_window(values, past, future, c.lookback, c.horizon, profile=self._profile)
                 members = [self._direct(net, w)[:, :h] for net in self.networks]
         stacked = np.stack(members)  # [M, Q, H, D]
         combined = np.median(stacked, axis=0) if c.combine == "median" else stacked.mean(axis=0)
@@ -267,17 +348,22 @@ class RNNForecaster:
         """Recursive mode: roll `samples` paths forward one step at a time, each step drawn from the head."""
         c = self.fitted_config
         generator = torch.Generator().manual_seed(c.seed + member + 7919)
-        paths = torch.as_tensor(values[-c.lookback:], dtype=torch.float32).expand(c.samples, -1, -1)  # [S, L, D]
+        # One buffer [S, L + h, D] filled step by step (no concatenation per step): the window of step k
+        # is the view paths[:, k : k + L].
+        paths = torch.empty(c.samples, c.lookback + h, values.shape[1])
+        paths[:, :c.lookback] = torch.as_tensor(values[-c.lookback:], dtype=torch.float32)
         future = torch.as_tensor(future, dtype=torch.float32)
         end = len(values)
+        no_past = torch.zeros(c.samples, c.lookback, 0)
+        no_target = torch.zeros(c.samples, 0, paths.shape[2])
         for k in range(h):
-            window = Windows(history=paths[:, -c.lookback:], past=torch.zeros(c.samples, c.lookback, 0),
+            window = Windows(history=paths[:, k:k + c.lookback], past=no_past,
                              future_in=future[end - c.lookback + k:end + k].expand(c.samples, -1, -1),
                              future_out=future[end + k:end + k + 1].expand(c.samples, -1, -1),
-                             target=torch.zeros(c.samples, 0, paths.shape[2]))
+                             target=no_target)
             levels, loc, scale = self._levels(network, window)
             draw = heads.sample(levels, c.head, c.quantiles, generator)  # [S, 1, D]
-            paths = torch.cat([paths, draw * scale + loc], dim=1)
+            paths[:, c.lookback + k:c.lookback + k + 1] = draw * scale + loc
         simulated = paths[:, c.lookback:].double()  # [S, h, D]
         probs = torch.tensor(c.quantiles, dtype=torch.float64)
         return torch.quantile(simulated, probs, dim=0).numpy()  # [Q, h, D]
@@ -358,8 +444,3 @@ def _threads(count: int | None):
         torch.set_num_threads(before)
 
 
-def _to(windows: Windows, device: torch.device) -> Windows:
-    if device.type == "cpu":
-        return windows
-    return Windows(*(t.to(device) for t in (windows.history, windows.past, windows.future_in,
-                                            windows.future_out, windows.target)))
