@@ -28,6 +28,7 @@ from rnnlab.data.registry import resolve_corpus
 from rnnlab.data.tokenizers import Tokenizer, build_tokenizer, load_tokenizer, save_tokenizer
 from rnnlab.errors import ConfigError, DataError, ModelDirError
 from rnnlab.generation.decoder import decode, prime
+from rnnlab.generation.text_stream import TextStream, decode_continuation
 from rnnlab.models.rnn_lm import RNNLanguageModel, count_parameters
 from rnnlab.training import checkpoint as ckpt
 from rnnlab.training import distributed, modeldir
@@ -443,6 +444,10 @@ class LanguageModel:
             return (start or self._newline_ids() or [0]), ""
         return start + ids, prompt
 
+    def prompt_ids(self, prompt: str, unknown: str = "error") -> tuple[list[int], str]:
+        """(ids a sample of `prompt` is primed with, the prompt as it is echoed): what `sample` reads."""
+        return self._prompt_ids(prompt, unknown)
+
     def _newline_ids(self) -> list[int]:
         return [] if self.tokenizer.unknown_items("\n") else self.tokenizer.encode("\n")
 
@@ -479,10 +484,11 @@ class LanguageModel:
             return self._sample_windowed(prompt, config, on_text)
         prompt_ids, prompt_text = self._prompt_ids(prompt, config.unknown)
         context = prompt_ids if prompt_text else []
-        table = [self.tokenizer.token_text(i) for i in range(self.tokenizer.vocab_size)] \
-            if self.tokenizer.kind == "char" else None
-        streams = [_TextStream(self.tokenizer, context, config.stop, table, keep=keep)
-                   for _ in range(config.num_samples)]
+        # Rows are followed token by token only when a stop string needs watching; otherwise their text
+        # is made once at the end (and only row 0 streams), which keeps batched sampling cheap.
+        watch = config.stop is not None
+        streams = [TextStream(self.tokenizer, context, config.stop, keep=keep)
+                   for _ in range(config.num_samples if watch else 1)]
 
         def is_stopped(row: int, token: int) -> bool:
             stream = streams[row]
@@ -496,24 +502,21 @@ class LanguageModel:
             if piece:
                 on_text(piece)
 
-        # Rows are followed token by token only when a stop string needs watching; otherwise their text
-        # is made once at the end (and only row 0 streams), which keeps batched sampling cheap.
-        watch = config.stop is not None
         samples, _ = decode(self.model, prompt_ids, config, self.device,
                             is_stopped=is_stopped if watch else None,
                             on_tokens=stream_first_row if (on_text is not None and not watch) else None,
                             banned=self.banned_ids, keep=keep)
         out = []
-        for row, (sample, stream) in enumerate(zip(samples, streams)):
-            if not keep:
-                continuation = ""  # handed to on_text as it came
-            elif watch or (row == 0 and on_text is not None):
-                continuation = stream.text
+        for row, sample in enumerate(samples):
+            if watch or (row == 0 and on_text is not None):
+                rest = streams[row].finish()  # a held-back partial character, at the end of the row
+                if row == 0 and on_text is not None and rest:
+                    on_text(rest)
+                continuation = streams[row].text  # "" when not kept: handed to on_text as it came
             else:
-                continuation = stream.text_of(sample.ids)
+                continuation, _ = decode_continuation(self.tokenizer, context, sample.ids)
             out.append(Generation(text=prompt_text + continuation, continuation=continuation,
-                                  tokens=[table[i] for i in sample.ids] if table is not None else
-                                  [self.tokenizer.token_text(i) for i in sample.ids],
+                                  tokens=[self.tokenizer.token_text(i) for i in sample.ids],
                                   logprobs=sample.logprobs, stopped=sample.stopped))
         return out
 
@@ -550,10 +553,7 @@ class LanguageModel:
         out = []
         context_ids = ids if prompt_text else []
         for i in range(len(rows)):
-            full = self.tokenizer.decode(context_ids + new[i])
-            continuation = full[len(self.tokenizer.decode(context_ids)):]
-            if config.stop and config.stop in continuation:
-                continuation = continuation[:continuation.index(config.stop) + len(config.stop)]
+            continuation, _ = decode_continuation(self.tokenizer, context_ids, new[i], config.stop)
             if i == 0 and on_text is not None:
                 on_text(continuation)
             out.append(Generation(prompt_text + continuation, continuation,
@@ -635,63 +635,6 @@ class LanguageModel:
                 "parameters": count_parameters(self.model),
                 "keras_parameters": keras_parameter_count(self.model.config),
                 "training": summary}
-
-
-class _TextStream:
-    """Turns one row's token ids into text incrementally and watches for the stop string.
-
-    A char row costs O(1) per token (a table lookup; the stop string is looked for only where it can
-    newly end: the last len(stop) - 1 characters and the new piece); word and BPE rows decode the row so
-    far at each token, as their spacing and multi-byte characters need the tokens before.
-    """
-
-    def __init__(self, tokenizer: Tokenizer, context: list[int], stop: str | None,
-                 table: list[str] | None = None, keep: bool = True):
-        self.tokenizer = tokenizer
-        self.keep = keep  # False: pieces are handed out and forgotten (`text` stays empty)
-        # Char tokens map one-to-one to text: a lookup table (shared by the rows) spares a call per token.
-        self.table = table
-        self.fast = table is not None
-        self.context = list(context)
-        self.prefix = "" if self.fast else tokenizer.decode(self.context)
-        self.ids: list[int] = []
-        self._pieces: list[str] = []
-        self._length = 0  # characters of text so far
-        self._tail = ""  # its last len(stop) - 1 characters
-        self.stop = stop
-        self.stopped = False
-
-    @property
-    def text(self) -> str:
-        if len(self._pieces) > 1:
-            self._pieces = ["".join(self._pieces)]
-        return self._pieces[0] if self._pieces else ""
-
-    def text_of(self, ids: list[int]) -> str:
-        """The continuation text of a whole row of new ids at once."""
-        if self.fast:
-            return "".join(self.table[i] for i in ids)
-        return self.tokenizer.decode(self.context + list(ids))[len(self.prefix):]
-
-    def push(self, token: int) -> str:
-        if self.fast:
-            piece = self.table[token]
-        else:
-            self.ids.append(token)  # word spacing and BPE's multi-byte characters need the tokens before
-            full = self.tokenizer.decode(self.context + self.ids)[len(self.prefix):]
-            piece = full[self._length:]
-        if self.stop is not None:
-            window = self._tail + piece  # the stop string was not in the text before: it can only end here
-            hit = window.find(self.stop)
-            if hit >= 0:
-                piece = piece[:hit + len(self.stop) - len(self._tail)]
-                self.stopped = True
-            keep = len(self.stop) - 1
-            self._tail = window[-keep:] if keep else ""
-        if self.keep:
-            self._pieces.append(piece)
-        self._length += len(piece)
-        return piece
 
 
 # What a kept generated token costs: int64 id and float32 log-prob tensors, then Python ints, floats and

@@ -49,6 +49,7 @@ import torch
 from rnnlab.config import SampleConfig
 from rnnlab.errors import ConfigError, RnnlabError
 from rnnlab.generation.decoder import decode, prime
+from rnnlab.generation.text_stream import TextStream
 from rnnlab.generation.transforms import build_chain, is_greedy, next_token
 
 __all__ = ["Candidate", "Session", "apply_setting", "parse_line", "run_interactive"]
@@ -256,27 +257,14 @@ class Session:
         config = self.config.replace(num_samples=1, seed=self._seed())
         if config.length == 0:
             return ""
-        before = list(self.context)
-        new: list[int] = []
-        shown = [""]  # the text already handed to on_text
-
-        def text_so_far() -> str:
-            text = self._piece(new, before)
-            if config.stop is not None and config.stop in text:
-                text = text[:text.index(config.stop) + len(config.stop)]
-            return text
-
-        def emit(text: str) -> None:
-            if on_text is not None and len(text) > len(shown[0]):
-                on_text(text[len(shown[0]):])
-            shown[0] = text
+        # The new text after the story's last tokens (the layout of the first new word needs them).
+        stream = TextStream(self.tokenizer, self.context[-_CONTEXT_TOKENS:], config.stop)
 
         def is_stopped(_row: int, token: int) -> bool:
-            new.append(token)
-            text = text_so_far()
-            # A byte-level BPE token can end inside a character: hold back the replacement mark.
-            emit(text.rstrip("\ufffd") if self.tokenizer.kind == "bpe" else text)
-            return config.stop is not None and config.stop in text
+            piece = stream.push(token)
+            if on_text is not None and piece:
+                on_text(piece)
+            return stream.stopped
 
         samples, (state, logits) = decode(self.lm.model, [], config, self.lm.device, is_stopped=is_stopped,
                                           state=self.state, logits=self.logits, banned=self.lm.banned_ids)
@@ -287,10 +275,11 @@ class Session:
             # from after it, so the state must have seen it.
             self.context.pop()
             self._feed(samples[0].ids[-1:])
-        full = text_so_far()
-        emit(full)
-        self.text += full
-        return full
+        rest = stream.finish()  # a byte-level BPE character cut at the end of the turn
+        if on_text is not None and rest:
+            on_text(rest)
+        self.text += stream.text
+        return stream.text
 
     # -- words mode
     def _banned_mask(self) -> torch.Tensor:

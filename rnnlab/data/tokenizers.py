@@ -106,6 +106,10 @@ class Tokenizer(ABC):
     def token_text(self, id: int) -> str:
         """The readable text of one token, for displays of the most likely next tokens."""
 
+    def decoder(self) -> IncrementalDecoder:
+        """A fresh `IncrementalDecoder`: the text of ids fed one at a time, in O(1) per id."""
+        return _Redecoding(self)
+
     @abstractmethod
     def to_dict(self) -> dict[str, Any]: ...
 
@@ -201,6 +205,9 @@ class CharTokenizer(Tokenizer):
     def token_text(self, id: int) -> str:
         (id,) = self._check_ids([id])
         return UNK if id == self.unk_id else self._chars[id - 1]
+
+    def decoder(self) -> IncrementalDecoder:
+        return _TableDecoder(self._decode_table)
 
     def to_dict(self) -> dict[str, Any]:
         # "lower" only when set, so the files of models trained before it existed stay the same.
@@ -385,6 +392,9 @@ class WordTokenizer(Tokenizer):
         (id,) = self._check_ids([id])
         return self._tokens[id]
 
+    def decoder(self) -> IncrementalDecoder:
+        return _WordDecoder(self)
+
     def to_dict(self) -> dict[str, Any]:
         return {"format_version": FORMAT_VERSION, "kind": self.kind, "keras_compat": False,
                 "lower": self.lower, "tokens": self._tokens[2:]}
@@ -483,6 +493,9 @@ class KerasWordTokenizer(WordTokenizer):
         (id,) = self._check_ids([id])
         return PAD if id == self.pad_id else self._words[id - 1]
 
+    def decoder(self) -> IncrementalDecoder:
+        return _JoinDecoder(self)
+
     def to_dict(self) -> dict[str, Any]:
         return {"format_version": FORMAT_VERSION, "kind": self.kind, "keras_compat": True,
                 "words": list(self._words), "num_words": self.num_words, "oov_token": self.oov_token,
@@ -550,6 +563,17 @@ class BPETokenizer(Tokenizer):
     def token_text(self, id: int) -> str:
         return self.decode([id])
 
+    def decoder(self) -> IncrementalDecoder:
+        return _ByteDecoder(self)
+
+    def token_bytes(self) -> list[bytes]:
+        """Each id's bytes (byte-level BPE spells bytes as printable characters: GPT-2's table, undone)."""
+        if getattr(self, "_token_bytes", None) is None:
+            byte_of = {c: b for b, c in _byte_level_alphabet().items()}
+            spelled = [self._hf.id_to_token(i) for i in range(self.vocab_size)]
+            self._token_bytes = [bytes(byte_of[c] for c in token) for token in spelled]
+        return self._token_bytes
+
     def to_dict(self) -> dict[str, Any]:
         return {"format_version": FORMAT_VERSION, "kind": self.kind,
                 "hf_tokenizer": json.loads(self._hf.to_str()), **({"lower": True} if self.lower else {})}
@@ -557,6 +581,118 @@ class BPETokenizer(Tokenizer):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BPETokenizer:
         return cls(_hf().Tokenizer.from_str(json.dumps(data["hf_tokenizer"])), lower=data.get("lower", False))
+
+
+# ------------------------------------------------------------------------------- incremental decoding
+#
+# Generated text streams: each new id's text must come out as it arrives, and re-decoding the whole row
+# per token costs O(n^2) over a long sample. Each decoder keeps just what its tokenizer's `decode` looks
+# back at (the previous word and the open quotes; the bytes of a character not yet complete), so that
+#     "".join(d.push(i) for i in ids) + d.flush() == tokenizer.decode(ids)
+# at O(1) per id.
+
+
+class IncrementalDecoder(ABC):
+    """The text of ids pushed one at a time; `flush` gives what is held back at the end (a partial
+    UTF-8 character, as decode would show it)."""
+
+    @abstractmethod
+    def push(self, id: int) -> str: ...
+
+    def flush(self) -> str:
+        return ""
+
+
+class _Redecoding(IncrementalDecoder):
+    """For a tokenizer without its own decoder: decode a bounded tail of ids (exact when a token's text
+    depends on at most the 64 tokens before it)."""
+
+    _TAIL = 64
+
+    def __init__(self, tokenizer: Tokenizer):
+        self.tokenizer, self.ids = tokenizer, []
+
+    def push(self, id: int) -> str:
+        before = self.tokenizer.decode(self.ids)
+        self.ids.append(id)
+        piece = self.tokenizer.decode(self.ids)[len(before):]
+        del self.ids[:-self._TAIL]
+        return piece
+
+
+class _TableDecoder(IncrementalDecoder):
+    def __init__(self, table: list[str]):
+        self.table = table
+
+    def push(self, id: int) -> str:
+        return self.table[id]
+
+
+class _WordDecoder(IncrementalDecoder):
+    """WordTokenizer.decode, one id at a time: the same state (previous token, marker, open marks)."""
+
+    def __init__(self, tokenizer: WordTokenizer):
+        self.tokenizer = tokenizer
+        self.prev: str | None = None
+        self.explicit: str | None = None
+        self.open_marks: set[str] = set()
+
+    def push(self, id: int) -> str:
+        t = self.tokenizer
+        (i,) = t._check_ids([id])
+        if i == t.glue_id or i in t._gap_ids:
+            self.explicit = ""
+            return "" if i == t.glue_id else t._tokens[i]
+        token = t._tokens[i]
+        piece = (_gap(self.prev, token, self.open_marks) if self.explicit is None else self.explicit) + token
+        _toggle(self.open_marks, token)
+        self.prev, self.explicit = token, None
+        return piece
+
+
+class _JoinDecoder(IncrementalDecoder):
+    """KerasWordTokenizer.decode, one id at a time: words joined by single spaces, padding skipped."""
+
+    def __init__(self, tokenizer: KerasWordTokenizer):
+        self.tokenizer, self.started = tokenizer, False
+
+    def push(self, id: int) -> str:
+        (i,) = self.tokenizer._check_ids([id])
+        if i == self.tokenizer.pad_id:
+            return ""
+        piece = (" " if self.started else "") + self.tokenizer._words[i - 1]
+        self.started = True
+        return piece
+
+
+class _ByteDecoder(IncrementalDecoder):
+    """Byte-level BPE, one id at a time: its bytes through an incremental UTF-8 decoder, which holds a
+    character back until its last byte arrives (invalid bytes become U+FFFD, as in decode)."""
+
+    def __init__(self, tokenizer: BPETokenizer):
+        import codecs
+
+        self.tokenizer, self.table = tokenizer, tokenizer.token_bytes()
+        self.utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def push(self, id: int) -> str:
+        (i,) = self.tokenizer._check_ids([id])
+        return self.utf8.decode(self.table[i])
+
+    def flush(self) -> str:
+        return self.utf8.decode(b"", final=True)
+
+
+def _byte_level_alphabet() -> dict[int, str]:
+    """GPT-2's byte -> printable character table (what HuggingFace's ByteLevel pre-tokenizer writes):
+    printable Latin-1 bytes stand for themselves, the others are shifted to code points from 256 up."""
+    kept = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table, shift = {b: chr(b) for b in kept}, 0
+    for b in range(256):
+        if b not in table:
+            table[b] = chr(256 + shift)
+            shift += 1
+    return table
 
 
 # ------------------------------------------------------------------------------------------ functions

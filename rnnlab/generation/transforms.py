@@ -10,6 +10,12 @@ top-p nucleus):
     logits --> Temperature --> TopK --> TopP --> sample (Gumbel-max: a draw from the softmax)
                (--temperature) (--top-k) (--top-p)
 
+Penalties come first, before any of these (as OpenAI and vLLM apply them): they are transforms that also
+see the ids generated so far, as counts[B, V] (`token_counts`), `(logits, counts) -> logits`:
+
+    logits --> FrequencyPenalty --> PresencePenalty --> Temperature --> ...
+               (- f * count)        (- p * [count > 0])
+
 and a transform is in the chain only when its setting is not neutral (temperature 1, top-k 0 and
 top-p 1 add nothing). `--strategy greedy` or `--temperature 0` means argmax and an empty chain;
 `--strategy creativity` is the Keras tutorials' "pick uniformly among the k most likely tokens".
@@ -31,6 +37,10 @@ __all__ = [
     "TopK",
     "TopP",
     "UniformTopK",
+    "FrequencyPenalty",
+    "PresencePenalty",
+    "token_counts",
+    "outside_nucleus",
     "Transform",
     "build_chain",
     "is_greedy",
@@ -124,14 +134,21 @@ class TopP:
         if self.p >= 1.0:
             # The nucleus is the whole vocabulary; skipping the tolerance keeps tiny-probability tokens.
             return logits.clone()
-        probs = _at_least_float32(logits).softmax(dim=-1)
-        sorted_probs, order = probs.sort(dim=-1, descending=True)  # [B, V], most likely first
-        cumulative = sorted_probs.cumsum(dim=-1)  # [B, V]: column j holds the mass of sorted tokens 0..j
-        # Sorted token j is dropped when tokens 0..j-1 already reach p; token 0 never is.
-        drop_sorted = torch.zeros_like(sorted_probs, dtype=torch.bool)
-        drop_sorted[..., 1:] = cumulative[..., :-1] >= self.threshold
-        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)  # back to vocabulary order
-        return logits.masked_fill(drop, -math.inf)
+        return logits.masked_fill(outside_nucleus(logits, self.threshold), -math.inf)
+
+
+def outside_nucleus(logits: Tensor, threshold: float | Tensor) -> Tensor:
+    """bool [B, V]: True for the tokens outside each row's top-p nucleus of softmax(logits).
+
+    `threshold` is p less the tolerance (`TopP.threshold`): one number, or one per row ([B, 1]).
+    """
+    probs = _at_least_float32(logits).softmax(dim=-1)
+    sorted_probs, order = probs.sort(dim=-1, descending=True)  # [B, V], most likely first
+    cumulative = sorted_probs.cumsum(dim=-1)  # [B, V]: column j holds the mass of sorted tokens 0..j
+    # Sorted token j is dropped when tokens 0..j-1 already reach p; token 0 never is.
+    drop_sorted = torch.zeros_like(sorted_probs, dtype=torch.bool)
+    drop_sorted[..., 1:] = cumulative[..., :-1] >= threshold
+    return torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)  # back to vocabulary order
 
 
 @dataclass(frozen=True)
@@ -152,6 +169,50 @@ class UniformTopK:
         if self.k >= logits.shape[-1]:
             return torch.zeros_like(logits)
         return _keep_top_k(logits, self.k, uniform=True)
+
+
+def _check_penalty(value: object, flag: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not -2.0 <= value <= 2.0:
+        raise ConfigError(f"{flag} must be a number from -2 to 2 (got {value!r})")
+
+
+@dataclass(frozen=True)
+class FrequencyPenalty:
+    """OpenAI's frequency_penalty: each token's logit less `penalty` times how often it was generated, so
+    a positive penalty makes repeating a word less likely the more it is repeated (negative: more)."""
+
+    penalty: float
+
+    def __post_init__(self) -> None:
+        _check_penalty(self.penalty, "frequency_penalty")
+
+    def __call__(self, logits: Tensor, counts: Tensor) -> Tensor:
+        """logits[B, V], counts[B, V] of the generated ids -> logits - penalty * counts (a new tensor)."""
+        return logits - self.penalty * counts
+
+
+@dataclass(frozen=True)
+class PresencePenalty:
+    """OpenAI's presence_penalty: `penalty` off the logit of every token generated at least once."""
+
+    penalty: float
+
+    def __post_init__(self) -> None:
+        _check_penalty(self.penalty, "presence_penalty")
+
+    def __call__(self, logits: Tensor, counts: Tensor) -> Tensor:
+        """logits[B, V], counts[B, V] -> logits - penalty where a token has appeared (a new tensor)."""
+        return logits - self.penalty * (counts > 0).to(logits.dtype)
+
+
+def token_counts(ids: list[list[int]], vocab: int, device: torch.device | str = "cpu") -> Tensor:
+    """counts[B, V] (float32): how often each row of `ids` holds each token; what the penalties read."""
+    counts = torch.zeros(len(ids), vocab, device=device)
+    for row, row_ids in enumerate(ids):
+        if row_ids:
+            counts[row].index_add_(0, torch.tensor(row_ids, dtype=torch.long, device=device),
+                                   torch.ones(len(row_ids), device=device))
+    return counts
 
 
 Transform = Temperature | TopK | TopP | UniformTopK
