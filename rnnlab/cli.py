@@ -334,6 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None)
     p.set_defaults(func=cmd_demo)
 
+    from rnnlab.serve.command import register as register_serve
+
+    register_serve(sub)
+
     try:
         from rnnlab.cli_forecast import register
     except ImportError:

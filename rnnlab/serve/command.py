@@ -1,0 +1,123 @@
+"""`rnnlab serve`: the command-line flags, model names, and uvicorn started on the app."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+from pathlib import Path
+
+from rnnlab.errors import ConfigError, RnnlabError
+
+__all__ = ["register", "cmd_serve", "model_dirs"]
+
+
+def register(sub) -> None:
+    p = sub.add_parser("serve", help="an OpenAI-compatible HTTP server (completions, streaming) with a playground page")
+    p.add_argument("models", nargs="*", metavar="MODEL_DIR",
+                   help="model directories, each served under its folder's name (none: the default model)")
+    p.add_argument("--model", action="append", default=[], metavar="NAME=DIR", dest="named",
+                   help="serve DIR under NAME (repeatable)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--max-batch", type=int, default=64, dest="max_batch",
+                   help="rows decoded together per model (default 64)")
+    p.add_argument("--max-queue", type=int, default=256, dest="max_queue",
+                   help="requests waiting for a place in the batch before new ones get 429 (default 256)")
+    p.add_argument("--max-tokens-limit", type=int, default=2048, dest="max_tokens_limit",
+                   help="the largest max_tokens a request may ask for (default 2048)")
+    p.add_argument("--max-prompt-chars", type=int, default=20_000, dest="max_prompt_chars",
+                   help="longer prompts get 413 (default 20000)")
+    p.add_argument("--timeout", type=float, default=120.0,
+                   help="seconds a request may take, waiting included (default 120)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, ... (default cpu)")
+    p.set_defaults(func=cmd_serve)
+
+
+def model_dirs(positional: list[str], named: list[str]) -> dict[str, str | None]:
+    """{name: directory} from MODEL_DIR arguments (named by their folder) and NAME=DIR; none: the default."""
+    out: dict[str, str | None] = {}
+
+    def put(name: str, directory: str | None) -> None:
+        if not name or any(c.isspace() for c in name):
+            raise ConfigError(f"--model needs NAME=DIR with a non-empty name without spaces (got {name!r})")
+        if name in out:
+            raise ConfigError(f"two models are named {name!r}; name them apart with --model NAME=DIR")
+        out[name] = directory
+
+    for directory in positional:
+        put("default" if directory == "default" else (Path(directory).resolve().name or directory), directory)
+    for item in named:
+        name, sep, directory = item.partition("=")
+        if not sep or not directory:
+            raise ConfigError(f"--model needs NAME=DIR (got {item!r})")
+        put(name, directory)
+    if not out:
+        out["default"] = None
+    return out
+
+
+def _positive(value, flag: str, allow_zero: bool = False) -> None:
+    if not (value >= 0 if allow_zero else value > 0) or value != value:
+        raise ConfigError(f"{flag} must be {'>= 0' if allow_zero else 'positive'} (got {value})")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from rnnlab import api
+    from rnnlab.serve.protocol import Limits
+
+    for flag, value in (("--max-batch", args.max_batch), ("--max-queue", args.max_queue),
+                        ("--max-tokens-limit", args.max_tokens_limit), ("--max-prompt-chars", args.max_prompt_chars),
+                        ("--timeout", args.timeout)):
+        _positive(value, flag)
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be from 0 to 65535 (got {args.port})")
+    dirs = model_dirs(args.models, args.named)
+    for directory in dirs.values():  # a missing directory is an error now, not after the server started
+        path = api.resolve_model_dir(directory)
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"{path} is not a model directory (it holds no config.json)")
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise RnnlabError("rnnlab serve needs FastAPI and uvicorn: pip install 'rnnlab[serve]'") from exc
+    from rnnlab.serve.app import create_app
+
+    listener = _bind(args.host, args.port)
+    host, port = listener.getsockname()[:2]
+    failed: list[str] = []
+    server: uvicorn.Server | None = None
+
+    def loader():
+        try:
+            models = {name: api.load(directory, device=args.device) for name, directory in dirs.items()}
+        except RnnlabError as exc:
+            failed.append(exc.message)
+            server.should_exit = True
+            raise
+        print(f"rnnlab serve: {', '.join(dirs)} loaded; ready", file=sys.stderr, flush=True)
+        return models
+
+    limits = Limits(max_batch=args.max_batch, max_queue=args.max_queue, max_tokens_limit=args.max_tokens_limit,
+                    max_prompt_chars=args.max_prompt_chars, timeout=args.timeout)
+    app = create_app(loader=loader, limits=limits)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    print(f"rnnlab serve: listening on http://{host}:{port} (models: {', '.join(dirs)}; loading)",
+          file=sys.stderr, flush=True)
+    server.run(sockets=[listener])
+    if failed:
+        raise RnnlabError(failed[0])
+    return 0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a taken port is a one-line error."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        raise RnnlabError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
