@@ -275,6 +275,8 @@ class WordTokenizer(Tokenizer):
         self._tokens = tokens
         self._ids = {t: i for i, t in enumerate(tokens)}
         self._gap_ids = frozenset(i for i, t in enumerate(tokens) if _is_gap(t))
+        # No known whitespace run is longer than this: spelling an unseen run tries no longer piece.
+        self._longest_gap = max((len(t) for t in tokens if _is_gap(t)), default=0)
 
     @classmethod
     def train(cls, text: str, *, lower: bool | None = None, max_vocab: int | None = None, min_count: int = 1,
@@ -343,10 +345,11 @@ class WordTokenizer(Tokenizer):
         """(id, text) pieces of a whitespace run never seen whole: longest known runs first, else <unk>.
 
         Consecutive whitespace tokens decode back to back, so "    " can travel as "  " + "  ".
+        Linear in the run's length: no piece longer than the longest known run is tried.
         """
         start = 0
         while start < len(run):
-            for end in range(len(run), start, -1):
+            for end in range(min(len(run), start + self._longest_gap), start, -1):
                 i = self._ids.get(run[start:end])
                 if i is not None:
                     yield i, run[start:end]

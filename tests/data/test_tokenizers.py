@@ -326,3 +326,17 @@ def test_load_refuses_missing_or_corrupt_files(tmp_path, content, message):
         path.write_text(content, encoding="utf-8")
     with pytest.raises(ModelDirError, match=message):
         load_tokenizer(path)
+
+
+def test_a_long_unseen_whitespace_run_is_spelled_in_linear_time():
+    import time
+
+    tok = WordTokenizer.train("a  b c")
+    times = []
+    for n in (20_000, 40_000):
+        started = time.perf_counter()
+        ids = tok.encode("a" + " " * (2 * n) + "b")
+        times.append(time.perf_counter() - started)
+        assert len(ids) == 2 + n and tok.decode(ids) == "a" + " " * (2 * n) + "b"
+    # Twice the run, about twice the time (a cubic spelling took minutes at this length).
+    assert times[1] < 6 * times[0] + 0.05, times
