@@ -30,6 +30,7 @@ NETWORK_FLAGS = {  # dest -> ForecastConfig field, for the flags that only the n
     "patience": "patience", "val_size": "val_size", "seed": "seed", "samples": "samples",
     "checkpoint_every": "checkpoint_every", "device": "device", "threads": "threads",
 }
+AUTO_FLAGS = {"seed", "device", "threads"}  # flags that leave the automatic choice on (they shape no network)
 MODEL_FILES = ("model.safetensors", "training_state.safetensors", "metrics.jsonl", "config.json",
                "scaler.json", "series.safetensors")
 
@@ -117,7 +118,9 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
 def _model_options(parser: argparse.ArgumentParser, horizon_required: bool) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=None, metavar="SPEC",
-                       help="rnn (default), lstm, gru, naive, seasonal-naive, drift, auto-arima, auto-ets, auto-theta")
+                       help="auto (the default with no network flags: networks and classical models compared on the "
+                            "series' last H points, the best or a blend kept), rnn (the default with network "
+                            "flags), lstm, gru, naive, seasonal-naive, drift, auto-arima, auto-ets, auto-theta")
     group.add_argument("--horizon", type=_positive_int("--horizon", STEPS), required=horizon_required, metavar="H",
                        help="steps to forecast")
     group.add_argument("--intervals", metavar="L[,L]", help="prediction interval levels in percent (default 80,95)")
@@ -187,6 +190,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     _data_options(train)
     train.set_defaults(func=cmd_train)
 
+    info = commands.add_parser("info", help="what a model directory holds (for auto: what it chose and why)")
+    info.add_argument("model_dir", metavar="MODEL_DIR")
+    info.set_defaults(func=cmd_info)
+
     predict = commands.add_parser("predict", help="forecast with a saved model")
     predict.add_argument("model_dir", metavar="MODEL_DIR")
     predict.add_argument("--data", metavar="DATA", help="history to forecast from (default: the training data); "
@@ -230,21 +237,22 @@ def _data_kwargs(args: argparse.Namespace, stored: dict | None = None) -> dict:
     return out
 
 
-def _forecaster(args: argparse.Namespace, default_model: str = "rnn"):
+def _forecaster(args: argparse.Namespace, default_model: str = "auto"):
     from rnnlab.forecasting.config import parse_levels
     from rnnlab.forecasting.forecasters import MODELS, RNN_NAMES, make_forecaster
 
-    spec = args.model or default_model
+    given = {field: getattr(args, dest) for dest, field in NETWORK_FLAGS.items() if getattr(args, dest) is not None}
+    # No --model: the automatic choice, unless a flag shapes the network (then exactly that network).
+    spec = args.model or ("rnn" if set(given) - AUTO_FLAGS else default_model)
     if spec not in MODELS:
         raise ConfigError(f"--model must be one of {', '.join(MODELS)} (got {spec!r})")
-    given = {field: getattr(args, dest) for dest, field in NETWORK_FLAGS.items() if getattr(args, dest) is not None}
     settings: dict[str, Any] = {}
     if args.horizon is not None:
         settings["horizon"] = args.horizon
     if args.intervals is not None:
         settings["intervals"] = parse_levels(args.intervals)
-    if spec in RNN_NAMES:
-        if spec != "rnn" and "cell" in given and given["cell"] != spec:
+    if spec in RNN_NAMES or spec == "auto":
+        if spec not in ("rnn", "auto") and "cell" in given and given["cell"] != spec:
             raise ConfigError(f"--model {spec} and --cell {given['cell']} disagree")
         if given.get("patience") == 0:
             given["patience"] = None
@@ -332,10 +340,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise ModelDirError(f"{out} is not a forecast model directory rnnlab wrote; refusing to overwrite "
                                 "it (choose another MODEL_DIR)")
         modeldir.remove_files(out, MODEL_FILES)  # only rnnlab's files; a user's others stay
+        for variant in out.glob("variant-*"):  # an auto model's networks
+            if variant.is_dir() and _is_forecast_dir(variant):
+                modeldir.remove_files(variant, MODEL_FILES)
+                if not modeldir.entries(variant):
+                    variant.rmdir()
     if isinstance(forecaster, RNNForecaster):
         forecaster.fit(series, directory=out)
     else:
         forecaster.fit(series).save(out)
+    if hasattr(forecaster, "choice") and not args.quiet:
+        print(forecaster.summary(), file=sys.stderr)
     print(json.dumps(_train_summary(forecaster, out, started)))
     return 0
 
@@ -352,8 +367,20 @@ def _train_summary(forecaster: Any, out: Path, started: float) -> dict:
                 for k in members]
         summary["best_val_loss"] = [None if v is None else round(v, 6) for v in vals]
         summary["lookback"] = forecaster.fitted_config.lookback
+    if getattr(forecaster, "choice", None):
+        summary["choice"] = forecaster.choice["candidate"]
+        summary["validation_mase"] = forecaster.validation
     summary["seconds"] = round(time.time() - started, 2)
     return summary
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """What a model directory holds: its kind, settings, the data it was fitted on, and for an auto
+    model the choice it made and every candidate's validation MASE."""
+    from rnnlab.forecasting.forecasters import describe
+
+    print(json.dumps({"model_dir": args.model_dir, **describe(args.model_dir)}))
+    return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

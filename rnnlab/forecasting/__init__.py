@@ -13,6 +13,7 @@ Layer L4 of rnnlab (see ARCHITECTURE.md). Needs the `forecast` extra (pandas, st
 """
 
 from rnnlab.forecasting import metrics
+from rnnlab.forecasting.auto import AutoForecaster
 from rnnlab.forecasting.backtest import BacktestResult, backtest
 from rnnlab.forecasting.base import Forecaster
 from rnnlab.forecasting.baselines import (
@@ -30,7 +31,7 @@ from rnnlab.forecasting.rnn import RNNForecaster
 from rnnlab.forecasting.series import Series, as_series, from_array, from_frame, read_csv
 
 __all__ = [
-    "BacktestResult", "DATASETS", "DriftForecaster", "Forecast", "ForecastConfig", "Forecaster", "MODELS",
+    "AutoForecaster", "BacktestResult", "DATASETS", "DriftForecaster", "Forecast", "ForecastConfig", "Forecaster", "MODELS",
     "NaiveForecaster", "RNNForecaster", "SeasonalNaiveForecaster", "Series", "StatsForecastForecaster",
     "as_series", "backtest", "from_array", "from_frame", "list_datasets", "load_dataset", "load_forecaster",
     "load_series", "make_forecaster", "metrics", "plot_forecast", "read_csv",

@@ -1,5 +1,7 @@
 """Every forecaster by name, and loading any of them from its model directory.
 
+    make_forecaster("auto", horizon=12)          AutoForecaster: networks and classical models compared on
+                                                 the series' own last 12 points (the default of the CLI)
     make_forecaster("lstm", horizon=12)          RNNForecaster(cell="lstm", horizon=12)
     make_forecaster("auto-ets", horizon=12)      StatsForecastForecaster("auto-ets", horizon=12)
     load_forecaster("model_dir")                 whichever kind config.json names
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab.errors import ConfigError, ModelDirError
+from rnnlab.forecasting.auto import AutoForecaster
 from rnnlab.forecasting.base import Forecaster, read_config
 from rnnlab.forecasting.baselines import (
     BASELINES,
@@ -26,15 +29,18 @@ from rnnlab.forecasting.config import ForecastConfig
 from rnnlab.forecasting.rnn import RNNForecaster
 
 RNN_NAMES = ("rnn", "lstm", "gru")
-MODELS = (*RNN_NAMES, *BASELINES, *STATSFORECAST_MODELS)
+MODELS = ("auto", *RNN_NAMES, *BASELINES, *STATSFORECAST_MODELS)
 
-__all__ = ["Forecaster", "RNNForecaster", "NaiveForecaster", "SeasonalNaiveForecaster", "DriftForecaster",
+__all__ = ["AutoForecaster", "Forecaster", "RNNForecaster", "NaiveForecaster", "SeasonalNaiveForecaster", "DriftForecaster",
            "StatsForecastForecaster", "MODELS", "make_forecaster", "load_forecaster"]
 
 
 def make_forecaster(spec: str, *, progress: bool = False, **settings: Any) -> Forecaster:
     """A forecaster by name. `rnn` keeps the configured cell; `lstm`/`gru` choose it. Baselines take
     horizon, season_length and intervals; the network takes any ForecastConfig setting."""
+    if spec == "auto":
+        members = settings.pop("ensemble", None)
+        return AutoForecaster(ForecastConfig(**settings), progress=progress, members=members)
     if spec in RNN_NAMES:
         if spec != "rnn":
             settings["cell"] = spec
@@ -49,6 +55,21 @@ def load_forecaster(directory: str | Path) -> Forecaster:
     kind = read_config(directory)["kind"]
     if kind == RNNForecaster.kind:
         return RNNForecaster.load(directory)
+    if kind == AutoForecaster.kind:
+        return AutoForecaster.load(directory)
     if kind in BASELINES or kind in STATSFORECAST_MODELS:
         return load_baseline(directory)
     raise ModelDirError(f"{directory}: unknown model kind {kind!r}")
+
+
+def describe(directory: str | Path) -> dict:
+    """What `directory` holds, from its config.json alone: kind, settings, the series it was fitted on, and
+    for an auto model its choice, every candidate's validation MASE and its network variants."""
+    config = read_config(directory)
+    series = config.get("series") or {}
+    info = {"kind": config["kind"], "settings": config["settings"],
+            "series": {k: series.get(k) for k in ("name", "length", "freq", "season_length", "columns")}}
+    for key in ("choice", "validation", "variants"):
+        if key in config:
+            info[key] = config[key]
+    return info
