@@ -4,6 +4,12 @@
     python benchmarks/forecast.py --quick               # 2 runs of 2 members, 60 epochs: a smoke test
     python benchmarks/forecast.py --dev                 # the tuning protocol (see below)
     python benchmarks/forecast.py --long                # long series: 4,000 half-hours, season 336, timed
+    python benchmarks/forecast.py --defaults            # the default forecaster (no flags) per series
+
+--defaults: `rnnlab forecast train DATA --horizon H` with nothing else, i.e. the AutoForecaster, on every
+dataset and protocol (and on the --long series), beside the classical models; each line reports what
+the default chose at each origin (decided on that origin's own last H training points, never on the
+scored ones) and the verdict says whether it lost to seasonal naive anywhere.
 
 --long: a 4,000-point half-hourly series with a weekly season of 336 steps (synthetic, seeded: a daily
 shape, quieter weekends, a slow trend and noise; `long_series()` below), backtested at 3 rolling origins of
@@ -123,6 +129,32 @@ def run(name: str, protocol: str, seeds: int, cells: tuple[str, ...], recipe: di
             "seconds": round(time.time() - started, 1)}
 
 
+def run_defaults(name: str, protocol: str, dev: bool) -> dict:
+    """The default forecaster (AutoForecaster, no settings beyond the horizon) at each origin, with its choice."""
+    from rnnlab.forecasting.forecasters import make_forecaster
+
+    horizon = {**HORIZONS, **EXTRA}[name]
+    series = load_dataset(name)
+    if dev:
+        series = series.until(len(series) - 3 * horizon)
+    started = time.time()
+    scores: dict[str, list[float]] = {}
+    choices = []
+    for cut in cuts_for(len(series), horizon, protocol):
+        history, actual = series.until(cut), series.values[cut:cut + horizon]
+        score = lambda f, history=history, actual=actual: metrics.mase(  # noqa: E731
+            actual, f.values, history.values, series.season_length)
+        for kind in CLASSICAL:
+            model = make_baseline(kind, horizon=horizon).fit(history)
+            scores.setdefault(model.name, []).append(score(model.predict(horizon)))
+        model = make_forecaster("auto", horizon=horizon).fit(history)
+        scores.setdefault("rnnlab_default", []).append(score(model.predict(horizon)))
+        choices.append(model.choice["candidate"])
+    return {"dataset": name, "protocol": ("dev-" if dev else "") + protocol, "horizon": horizon,
+            "origins": len(choices), "mase": {k: round(float(np.mean(v)), 4) for k, v in scores.items()},
+            "choices": choices, "seconds": round(time.time() - started, 1)}
+
+
 def long_series(length: int = 4000, seed: int = 0):
     """Half-hourly demand-like series: a daily shape (48 steps), weekends lower (week = 336), trend, noise."""
     from rnnlab.forecasting.series import from_array
@@ -142,15 +174,18 @@ def run_long(settings: dict) -> dict:
     from rnnlab.forecasting.forecasters import make_forecaster
 
     series, horizon = long_series(), 48
-    model = make_forecaster("rnn", horizon=horizon, **settings)
+    model = make_forecaster("auto" if not settings else "rnn", horizon=horizon, **settings)
     started = time.time()
     result = backtest(model, series, horizon=horizon, origins=3)
     seconds = time.time() - started
     naive = backtest(make_baseline("seasonal-naive", horizon=horizon), series, horizon=horizon, origins=3)
-    fitted = model.clone().resolve(series.until(len(series) - horizon))
+    last = result.fitted[-1]
+    network = last.networks[0] if hasattr(last, "choice") else last
+    fitted = network.fitted_config
     return {"dataset": "half-hourly-4000", "protocol": "rolling", "horizon": horizon, "origins": 3,
-            "length": len(series), "season_length": series.season_length, "lookback": fitted.lookback,
-            "season_profile": fitted.season_profile, "batch_size": fitted.batch_size, "epochs": fitted.epochs,
+            "length": len(series), "season_length": series.season_length, "model": model.name,
+            "lookback": fitted.lookback, "season_profile": fitted.season_profile, "batch_size": fitted.batch_size,
+            "epochs": fitted.epochs, "choices": [getattr(m, "choice", {}).get("candidate") for m in result.fitted],
             "mase": {"rnnlab": round(result.summary["mase"], 4),
                      "seasonal_naive": round(naive.summary["mase"], 4)},
             "seconds": round(seconds, 1), "goal_seconds": 120}
@@ -186,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a recipe setting, e.g. --set hidden_size=16 (for --dev studies)")
     parser.add_argument("--out", help="also append the JSON lines to this file")
     parser.add_argument("--long", action="store_true", help="the timed long-series backtest only (see above)")
+    parser.add_argument("--defaults", action="store_true", help="the default forecaster per series (see above)")
     args = parser.parse_args(argv)
     recipe = dict(RECIPE)
     overrides = {}
@@ -208,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         seeds, recipe["epochs"] = min(seeds, 2), min(recipe.get("epochs", 60), 60)
         recipe["ensemble"] = min(recipe.get("ensemble", 1), 2)
+    if args.defaults:
+        return _defaults(args)
     results = []
     sink = open(args.out, "a", encoding="utf-8") if args.out else None  # noqa: SIM115
     try:
@@ -229,6 +267,29 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if sink:
             sink.close()
+    return 0
+
+
+def _defaults(args: argparse.Namespace) -> int:
+    results = []
+    for name in args.datasets.split(","):
+        for protocol in args.protocols.split(","):
+            results.append(run_defaults(name, protocol, args.dev))
+            print(json.dumps(results[-1]), flush=True)
+    long = run_long({})
+    print(json.dumps(long), flush=True)
+    results.append(long)
+    lost = [f"{r['dataset']}/{r['protocol']}" for r in results
+            if r["mase"].get("rnnlab_default", r["mase"].get("rnnlab")) >= r["mase"]["seasonal_naive"]]
+    behind = {f"{r['dataset']}/{r['protocol']}": round(r["mase"]["rnnlab_default"] / min(
+        r["mase"][m] for m in ("seasonal_naive", "auto_arima", "auto_ets", "auto_theta")), 3)
+        for r in results if "rnnlab_default" in r["mase"]}
+    summary = {"benchmark": "forecast-defaults", "dev": args.dev, "results": results,
+               "verdict": {"loses_to_seasonal_naive_on": lost, "ratio_to_best_classical": behind}}
+    print(json.dumps(summary), flush=True)
+    if args.out:
+        with open(args.out, "a", encoding="utf-8") as sink:
+            sink.write(json.dumps(summary) + "\n")
     return 0
 
 

@@ -11,6 +11,7 @@ bar to stderr. Every input is checked before anything is written.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from rnnlab.config import check_seed
-from rnnlab.errors import ConfigError, ModelDirError, RnnlabError
+from rnnlab.errors import ConfigError, DataError, ModelDirError, RnnlabError
 
 NETWORK_FLAGS = {  # dest -> ForecastConfig field, for the flags that only the network reads
     "lookback": "lookback", "season_profile": "season_profile", "cell": "cell", "hidden": "hidden_size",
@@ -99,7 +100,11 @@ def _diff(text: str) -> tuple:
 # -- parser ----------------------------------------------------------------------------------------
 def _data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data (a CSV, or a dataset name from `rnnlab forecast datasets`)")
-    group.add_argument("--time", metavar="COL", help="time column (dates or integer steps); none: steps 0..T-1")
+    group.add_argument("--id", metavar="COL", help="series id column of long-format data (many series, one row per "
+                                                   "series and time; found by name when it is unique_id)")
+    group.add_argument("--data-dir", metavar="DIR", help="folder holding panels such as m4-hourly (or RNNLAB_DATA_DIR)")
+    group.add_argument("--time", metavar="COL", help="time column (dates or integer steps; ds is found by name in "
+                                                     "long format); none: steps 0..T-1")
     group.add_argument("--target", metavar="COL[,COL]", help="value column(s) to forecast (multivariate allowed)")
     group.add_argument("--covariates", metavar="COL[,COL]", help="past covariates: known up to the last observation")
     group.add_argument("--future-covariates", metavar="COL[,COL]",
@@ -130,6 +135,8 @@ def _model_options(parser: argparse.ArgumentParser, horizon_required: bool) -> N
     net.add_argument("--season-profile", type=_non_negative_int("--season-profile"), metavar="K",
                      help="average the K seasons before each step into one input (default: 2 when the season "
                           "is longer than the window; 0 = off)")
+    net.add_argument("--windows-per-series", type=_positive_int("--windows-per-series"), metavar="N",
+                     help="many series: training windows drawn from each series (64)")
     net.add_argument("--cell", choices=("lstm", "gru", "rnn", "rnn_tanh", "rnn_relu"), help="recurrent cell (lstm)")
     net.add_argument("--hidden", type=_positive_int("--hidden"), metavar="N", help="hidden units (32)")
     net.add_argument("--layers", type=_positive_int("--layers"), metavar="N", help="stacked recurrent layers (1)")
@@ -178,6 +185,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
     datasets = commands.add_parser("datasets", help="list the named series that work offline")
     datasets.add_argument("--json", action="store_true", help="one JSON object per line")
+    datasets.add_argument("--data-dir", metavar="DIR", help="also list the panels found here (e.g. m4-hourly)")
     datasets.set_defaults(func=cmd_datasets)
 
     train = commands.add_parser("train", help="fit a forecaster and save it to a model directory")
@@ -237,9 +245,16 @@ def _data_kwargs(args: argparse.Namespace, stored: dict | None = None) -> dict:
     return out
 
 
-def _forecaster(args: argparse.Namespace, default_model: str = "auto"):
+def _forecaster(args: argparse.Namespace, default_model: str = "auto", panel: bool = False):
+    """The forecaster the flags describe; for a panel (many series) its panel form (forecasters.py)."""
     from rnnlab.forecasting.config import parse_levels
-    from rnnlab.forecasting.forecasters import MODELS, RNN_NAMES, make_forecaster
+    from rnnlab.forecasting.forecasters import MODELS, RNN_NAMES, make_forecaster, make_panel_forecaster
+
+    per_series = getattr(args, "windows_per_series", None)
+    if per_series is not None and not panel:
+        raise ConfigError("--windows-per-series applies to many series (long-format data or a panel)")
+    if panel:
+        make_forecaster = functools.partial(make_panel_forecaster, windows_per_series=per_series)  # noqa: F811
 
     given = {field: getattr(args, dest) for dest, field in NETWORK_FLAGS.items() if getattr(args, dest) is not None}
     # No --model: the automatic choice, unless a flag shapes the network (then exactly that network).
@@ -279,7 +294,7 @@ def _emit(text: str, output: str | None) -> None:
 def cmd_datasets(args: argparse.Namespace) -> int:
     from rnnlab.forecasting.datasets import list_datasets
 
-    rows = list_datasets()
+    rows = list_datasets(args.data_dir)
     if args.json:
         for row in rows:
             print(json.dumps(row))
@@ -312,7 +327,7 @@ def _is_forecast_dir(directory: Path) -> bool:
 def _cmd_train(args: argparse.Namespace) -> int:
     import time
 
-    from rnnlab.forecasting.datasets import load_series
+    from rnnlab.forecasting.datasets import load_data
     from rnnlab.forecasting.rnn import RNNForecaster
     from rnnlab.training import modeldir
 
@@ -326,8 +341,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError("DATA is needed (a CSV file or a dataset name), unless --resume")
     if args.horizon is None:
         raise ConfigError("--horizon is needed: how many steps to forecast")
-    forecaster = _forecaster(args)
-    series = load_series(args.data, **_data_kwargs(args))
+    series = load_data(args.data, id=args.id, data_dir=args.data_dir, **_data_kwargs(args))
+    forecaster = _forecaster(args, panel=isinstance(series, list))
+    if not hasattr(forecaster, "save"):
+        raise ConfigError(f"--model {args.model} over many series is not saved as a model; score it with "
+                          "`forecast backtest --model` instead")
     if isinstance(forecaster, RNNForecaster):
         forecaster.resolve(series)  # every check that can fail, before anything is written
     if out.exists() and (not out.is_dir() or modeldir.entries(out)):
@@ -367,6 +385,8 @@ def _train_summary(forecaster: Any, out: Path, started: float) -> dict:
                 for k in members]
         summary["best_val_loss"] = [None if v is None else round(v, 6) for v in vals]
         summary["lookback"] = forecaster.fitted_config.lookback
+        if hasattr(forecaster, "panel"):
+            summary["series"] = len(forecaster.panel)
     if getattr(forecaster, "choice", None):
         summary["choice"] = forecaster.choice["candidate"]
         summary["validation_mase"] = forecaster.validation
@@ -388,12 +408,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from rnnlab.forecasting.forecasters import load_forecaster
 
     model = load_forecaster(args.model_dir)
+    if hasattr(model, "panel"):
+        return _predict_panel(model, args)
     history = model.series
     series = None
     if args.data is not None:
         series = history = load_series(args.data, **_data_kwargs(args, history.source))
-    elif any(getattr(args, name) is not None for name in ("time", "target", "covariates", "future_covariates",
-                                                             "calendar", "fill", "freq", "season_length")):
+    elif any(getattr(args, name) is not None for name in DATA_OPTIONS):
         raise ConfigError("the data options apply to --data; without it the model forecasts from its training data")
     forecast = model.predict(args.horizon, series=series)
     text = forecast.to_frame().to_csv(float_format="%.6g")
@@ -408,21 +429,64 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+DATA_OPTIONS = ("time", "target", "covariates", "future_covariates", "calendar", "fill", "freq", "season_length",
+                "id", "data_dir")
+
+
+def _predict_panel(model: Any, args: argparse.Namespace) -> int:
+    """A global model's forecasts: one CSV, the id column first, then the columns of a single series' CSV."""
+    import pandas as pd
+
+    from rnnlab.forecasting.datasets import load_data
+
+    panel = None
+    if args.data is not None:
+        panel = load_data(args.data, id=args.id, data_dir=args.data_dir, **_data_kwargs(args))
+        if not isinstance(panel, list):
+            raise DataError("this model forecasts many series: --data must be long-format (an --id column) or a panel")
+    elif any(getattr(args, name) is not None for name in DATA_OPTIONS):
+        raise ConfigError("the data options apply to --data; without it the model forecasts from its training data")
+    if args.plot:
+        raise ConfigError("--plot draws one series; a model of many series has no single plot")
+    forecasts = model.predict(args.horizon, panel)
+    series = model.panel if panel is None else panel
+    id_column = series[0].source.get("id") or "unique_id"
+    frames = []
+    for s, forecast in zip(series, forecasts):
+        frame = forecast.to_frame().reset_index()
+        frame.insert(0, id_column, s.name)
+        frames.append(frame)
+    _emit(pd.concat(frames).to_csv(index=False, float_format="%.6g"), args.output)
+    if args.output:
+        print(json.dumps({"forecast": args.output, "model": model.name, "series": len(series),
+                          "horizon": forecasts[0].horizon, "levels": list(forecasts[0].levels)}))
+    return 0
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
     from rnnlab.forecasting.backtest import backtest
-    from rnnlab.forecasting.datasets import load_series
+    from rnnlab.forecasting.datasets import load_data, load_series
     from rnnlab.forecasting.forecasters import load_forecaster
 
     if args.model is not None:
         if len(args.paths) != 1:
             raise ConfigError("with --model SPEC give one DATA argument (a CSV or a dataset name)")
-        forecaster, data, stored = _forecaster(args), args.paths[0], None
+        data = load_data(args.paths[0], id=args.id, data_dir=args.data_dir, **_data_kwargs(args))
+        if isinstance(data, list):
+            return _backtest_panel(_forecaster(args, panel=True), data, args)
+        forecaster, data, stored, series = _forecaster(args), None, None, data
     else:
         if len(args.paths) > 2:
             raise ConfigError("give MODEL_DIR and optionally DATA, or --model SPEC and DATA")
         fitted = load_forecaster(args.paths[0])
         if any(getattr(args, dest) is not None for dest in NETWORK_FLAGS) or args.intervals is not None:
             raise ConfigError("model settings come from MODEL_DIR; use --model SPEC to backtest other settings")
+        if hasattr(fitted, "panel"):
+            panel = fitted.panel
+            if len(args.paths) == 2:
+                panel = load_data(args.paths[1], id=args.id, data_dir=args.data_dir, **_data_kwargs(args))
+            fitted.progress = not args.quiet
+            return _backtest_panel(fitted, panel, args)
         forecaster = fitted.clone()
         if hasattr(forecaster, "progress"):
             forecaster.progress = not args.quiet
@@ -438,8 +502,31 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     rounded = lambda d: {k: round(v, 6) for k, v in d.items()}  # noqa: E731
     print(json.dumps({"model": result.model, "horizon": result.horizon, "origins": len(result.cutoffs),
                       "metrics": rounded(result.summary),
-                      "per_origin": [{"cutoff": str(c), **rounded(m)} for c, m in zip(result.cutoffs, result.metrics)]}))
+                      "per_origin": [{"cutoff": str(c), **rounded(m), **_chose(f)}
+                                     for c, m, f in zip(result.cutoffs, result.metrics, result.fitted)]}))
     return 0
+
+
+def _backtest_panel(forecaster: Any, panel: Any, args: argparse.Namespace) -> int:
+    from rnnlab.forecasting.backtest import backtest_panel
+
+    if not isinstance(panel, list):
+        raise DataError("this model forecasts many series: DATA must be long-format (an --id column) or a panel")
+    if args.no_refit:
+        raise ConfigError("--no-refit applies to one series; a panel is refitted at every origin")
+    if args.output:
+        raise ConfigError("-o (every forecast beside the actual values) applies to one series")
+    result = backtest_panel(forecaster, panel, horizon=args.horizon, origins=args.origins, step=args.step)
+    rounded = lambda d: {k: round(v, 6) for k, v in d.items()}  # noqa: E731
+    print(json.dumps({**result, "metrics": rounded(result["metrics"]),
+                      "per_series": {k: rounded(v) for k, v in result["per_series"].items()}}))
+    return 0
+
+
+def _chose(fitted: Any) -> dict:
+    """An auto model's choice at one origin, for the backtest's report."""
+    choice = getattr(fitted, "choice", None)
+    return {"choice": choice["candidate"]} if choice else {}
 
 
 # -- standalone entry point -------------------------------------------------------------------------

@@ -33,6 +33,7 @@ class BacktestResult:
     forecasts: list[Forecast] = field(default_factory=list)
     actuals: list[np.ndarray] = field(default_factory=list)
     metrics: list[dict[str, float]] = field(default_factory=list)
+    fitted: list[Any] = field(default_factory=list)  # the forecaster fitted at each origin (refit or not)
 
     @property
     def summary(self) -> dict[str, float]:
@@ -88,6 +89,7 @@ def backtest(forecaster: Any, series: Any, horizon: int | None = None, origins: 
         result.forecasts.append(forecast)
         result.actuals.append(actual)
         result.metrics.append(evaluate(forecast, actual, history.values, series.season_length))
+        result.fitted.append(fitted)
     return result
 
 
@@ -102,3 +104,42 @@ def backtest_method(self, series: Any, horizon: int | None = None, origins: int 
                     refit: bool = True) -> BacktestResult:
     """`forecaster.backtest(...)`: see `backtest`."""
     return backtest(self, series, horizon=horizon, origins=origins, step=step, refit=refit)
+
+
+def backtest_panel(forecaster: Any, panel: Any, horizon: int | None = None, origins: int = 3,
+                   step: int | None = None) -> dict:
+    """Rolling origins over a panel: at origin k every series loses its last H + S*(K-1-k) points, a fresh
+    clone is fitted on what is left (one global fit, or one local fit per series) and forecasts H steps.
+    Returns the metrics averaged over series and origins, and each series' metrics averaged over origins."""
+    from rnnlab.forecasting.panel import as_panel
+
+    panel = as_panel(panel)
+    horizon = forecaster.horizon if horizon is None else horizon
+    if horizon is None or horizon <= 0:
+        raise ConfigError(f"--horizon must be a positive number of steps (got {horizon})")
+    if origins < 1:
+        raise ConfigError(f"--origins must be at least 1 (got {origins})")
+    step = horizon if step is None else step
+    if step < 1:
+        raise ConfigError(f"--step must be at least 1 (got {step})")
+    shortest = min(panel, key=len)
+    if len(shortest) - horizon - step * (origins - 1) < 2:
+        raise DataError(f"series {shortest.name!r} has {len(shortest)} points: too short for {origins} origins of "
+                        f"horizon {horizon} every {step} steps")
+    per_series: dict[str, list[dict]] = {s.name: [] for s in panel}
+    for k in range(origins):
+        back = horizon + step * (origins - 1 - k)
+        history = [s.until(len(s) - back) for s in panel]
+        model = forecaster.clone()
+        if hasattr(model, "with_horizon"):
+            model = model.with_horizon(horizon)
+        elif hasattr(model, "config"):
+            model.config = model.config.replace(horizon=horizon)
+        forecasts = model.fit(history).predict(horizon)
+        for series, cut, forecast in zip(panel, history, forecasts):
+            actual = series.values[len(cut):len(cut) + horizon]
+            per_series[series.name].append(evaluate(forecast, actual, cut.values, series.season_length))
+    mean = lambda rows: {m: float(np.mean([r[m] for r in rows])) for m in rows[0]}  # noqa: E731
+    by_series = {name: mean(rows) for name, rows in per_series.items()}
+    return {"model": forecaster.name, "horizon": horizon, "origins": origins, "series": len(panel),
+            "metrics": mean(list(by_series.values())), "per_series": by_series}

@@ -26,6 +26,7 @@ from rnnlab.forecasting.baselines import (
     make_baseline,
 )
 from rnnlab.forecasting.config import ForecastConfig
+from rnnlab.forecasting.panel import GlobalForecaster, LocalPanel
 from rnnlab.forecasting.rnn import RNNForecaster
 
 RNN_NAMES = ("rnn", "lstm", "gru")
@@ -57,6 +58,8 @@ def load_forecaster(directory: str | Path) -> Forecaster:
         return RNNForecaster.load(directory)
     if kind == AutoForecaster.kind:
         return AutoForecaster.load(directory)
+    if kind == GlobalForecaster.kind:
+        return GlobalForecaster.load(directory)
     if kind in BASELINES or kind in STATSFORECAST_MODELS:
         return load_baseline(directory)
     raise ModelDirError(f"{directory}: unknown model kind {kind!r}")
@@ -73,3 +76,17 @@ def describe(directory: str | Path) -> dict:
         if key in config:
             info[key] = config[key]
     return info
+
+
+def make_panel_forecaster(spec: str, *, progress: bool = False, windows_per_series: int | None = None,
+                          **settings: Any):
+    """A forecaster for a panel of series: the networks (auto, rnn, lstm, gru) as one GlobalForecaster over
+    every series; a baseline fitted to each series on its own."""
+    if spec in ("auto", *RNN_NAMES):
+        if spec in ("lstm", "gru"):
+            settings["cell"] = spec
+        extra = {} if windows_per_series is None else {"windows_per_series": windows_per_series}
+        return GlobalForecaster(ForecastConfig(**settings), progress=progress, **extra)
+    if spec in BASELINES or spec in STATSFORECAST_MODELS:
+        return LocalPanel(make_baseline(spec, **settings))
+    raise ConfigError(f"--model must be one of {', '.join(MODELS)} (got {spec!r})")

@@ -329,7 +329,7 @@ class RNNForecaster:
                 members = [self._simulate(net, values, future, h, i) for i, net in enumerate(self.networks)]
             else:
                 w = last_window(values, past, future, c.lookback, c.horizon, profile=self._profile)
-                members = [self._direct(net, w)[:, :h] for net in self.networks]
+                members = [self._direct(net, w)[0, :, :h] for net in self.networks]
         stacked = np.stack(members)  # [M, Q, H, D]
         combined = np.median(stacked, axis=0) if c.combine == "median" else stacked.mean(axis=0)
         quantiles = self.transform.inverse(combined)
@@ -339,9 +339,9 @@ class RNNForecaster:
     def _direct(self, network: ForecastNetwork, w: Windows) -> np.ndarray:
         c = self.fitted_config
         levels, loc, scale = self._levels(network, w)
-        q = heads.to_quantiles(levels, c.head, c.quantiles)  # [1, H, D, Q]
+        q = heads.to_quantiles(levels, c.head, c.quantiles)  # [B, H, D, Q]
         q = q * scale.unsqueeze(-1) + loc.unsqueeze(-1)
-        return q[0].permute(2, 0, 1).double().numpy()  # [Q, H, D]
+        return q.permute(0, 3, 1, 2).double().numpy()  # [B, Q, H, D]
 
     def _simulate(self, network: ForecastNetwork, values: np.ndarray, future: np.ndarray, h: int,
                   member: int) -> np.ndarray:

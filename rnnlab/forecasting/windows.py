@@ -40,6 +40,13 @@ class Windows:
         return Windows(self.history[rows], self.past[rows], self.future_in[rows], self.future_out[rows],
                        self.target[rows], None if self.profile is None else self.profile[rows])
 
+    @staticmethod
+    def concat(parts: list[Windows]) -> Windows:
+        """Windows of many series as one set (their lengths L and H must agree)."""
+        cat = lambda name: torch.cat([getattr(w, name) for w in parts])  # noqa: E731
+        profile = cat("profile") if parts[0].profile is not None else None
+        return Windows(cat("history"), cat("past"), cat("future_in"), cat("future_out"), cat("target"), profile)
+
     def to(self, device: torch.device) -> Windows:
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return Windows(*(move(t) for t in (self.history, self.past, self.future_in, self.future_out,
