@@ -67,8 +67,12 @@ def read_config(model_dir: Path) -> dict[str, Any]:
     return raw
 
 
-def save_weights(path: Path, model: torch.nn.Module) -> None:
-    _io.save_tensors(path, _unique_state(model))
+def save_weights(path: Path, model: torch.nn.Module, dtype: torch.dtype | None = None) -> None:
+    """The model's weights as safetensors; `dtype` (e.g. float16 for a shipped model) casts the floating ones."""
+    state = _unique_state(model)
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    _io.save_tensors(path, state)
 
 
 def _unique_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
