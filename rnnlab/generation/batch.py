@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from rnnlab.generation.decoder import prime
 from rnnlab.generation.stepper import make_stepper
 from rnnlab.generation.transforms import (
     FrequencyPenalty,
@@ -78,7 +77,7 @@ class RowToken:
 class _Row:
     key: object
     settings: RowSettings
-    generator: torch.Generator
+    generator: torch.Generator | None  # a seeded row's own; None: the decoder's shared one
 
 
 class ContinuousDecoder:
@@ -101,6 +100,9 @@ class ContinuousDecoder:
         self._pending: Tensor | None = None  # the tokens chosen last step, not yet run through the stack
         self._joining: list[tuple[_Row, Sequence[int]]] = []
         self._leaving: set = set()
+        self._columns: _Columns | None = None
+        self.shared = torch.Generator(device=self.device if self.device.type == "cuda" else "cpu")
+        self.shared.seed()  # the noise of rows without a seed
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -109,11 +111,10 @@ class ContinuousDecoder:
         """Queue a row (a hashable `key`) that starts after `prompt_ids` (primed when it joins)."""
         if not prompt_ids:
             raise ValueError("a row needs at least one prompt id")
-        generator = torch.Generator(device=self.device if self.device.type == "cuda" else "cpu")
+        generator = None
         if settings.seed is not None:
+            generator = torch.Generator(device=self.device if self.device.type == "cuda" else "cpu")
             generator.manual_seed(settings.seed)
-        else:
-            generator.seed()
         self._joining.append((_Row(key, settings, generator), list(prompt_ids)))
 
     def remove(self, key) -> None:
@@ -161,17 +162,22 @@ class ContinuousDecoder:
         elif keep:
             state, logits, counts = self._current_state(), self.logits, self.counts
         rows = [self.rows[b] for b in keep]
+        # Prompts of one length are primed together, as one batch (a cancelled row never joins).
+        by_length: dict[int, list[tuple[_Row, list[int]]]] = {}
         for row, prompt_ids in joining:
-            if row.key in leaving:  # cancelled before it joined
-                continue
-            row_logits, row_state = prime(self.model, prompt_ids, 1, self.device)
-            state = row_state if state is None else _cat(state, row_state)
-            row_logits = row_logits.float()
-            logits = row_logits if logits is None else torch.cat([logits, row_logits])
-            zeros = torch.zeros(1, self.vocab, device=self.device)
+            if row.key not in leaving:
+                by_length.setdefault(len(prompt_ids), []).append((row, prompt_ids))
+        for group in by_length.values():
+            ids = torch.tensor([prompt_ids for _, prompt_ids in group], dtype=torch.long, device=self.device)
+            group_logits, group_state = self.model(ids)  # [k, T, V]
+            group_logits = group_logits[:, -1].float()
+            state = group_state if state is None else _cat(state, group_state)
+            logits = group_logits if logits is None else torch.cat([logits, group_logits])
+            zeros = torch.zeros(len(group), self.vocab, device=self.device)
             counts = zeros if counts is None else torch.cat([counts, zeros])
-            rows.append(row)
+            rows += [row for row, _ in group]
         self.rows, self.state, self.logits, self.counts = rows, state, logits, counts
+        self._columns = _Columns.of(rows, self.vocab, self.device)
         self.stepper = make_stepper(self.model, state, len(rows), _STEPS_HINT) if rows else None
 
     def _current_state(self):
@@ -180,36 +186,79 @@ class ContinuousDecoder:
     # -- the per-row transform chain
     def _choose(self, logits: Tensor) -> Tensor:
         """ids[B]: each row's token under its own settings (see the module docstring)."""
-        settings = [r.settings for r in self.rows]
-        column = lambda values: torch.tensor(values, dtype=torch.float32, device=self.device)[:, None]  # noqa: E731
-        if any(s.frequency_penalty for s in settings):
-            logits = logits - column([s.frequency_penalty for s in settings]) * self.counts
-        if any(s.presence_penalty for s in settings):
-            logits = logits - column([s.presence_penalty for s in settings]) * (self.counts > 0).float()
+        c = self._columns
+        if c.frequency is not None:
+            logits = logits - c.frequency * self.counts
+        if c.presence is not None:
+            logits = logits - c.presence * (self.counts > 0).float()
         logits = logits + self.ban_bias
-        greedy = [s.temperature == 0 for s in settings]
-        if all(greedy):
+        if c.all_greedy:
             return logits.argmax(dim=-1)
-        if any(s.temperature not in (0, 1) for s in settings):
-            logits = logits / column([s.temperature or 1.0 for s in settings])
-        if any(s.top_k for s in settings):
+        if c.temperature is not None:
+            logits = logits / c.temperature
+        if c.top_k is not None:
             # Rank of each token in its row; a row keeps its k best (all, when top-k is off).
             order = logits.argsort(dim=-1, descending=True, stable=True)
             ranks = torch.empty_like(order).scatter_(1, order, torch.arange(self.vocab, device=self.device)
                                                      .expand_as(order))
-            k = torch.tensor([s.top_k or self.vocab for s in settings], device=self.device)[:, None]
-            logits = logits.masked_fill(ranks >= k, -math.inf)
-        if any(s.top_p < 1 for s in settings):
-            threshold = column([TopP(s.top_p).threshold if s.top_p < 1 else math.inf for s in settings])
-            logits = logits.masked_fill(outside_nucleus(logits, threshold), -math.inf)
-        # Each row's own noise, drawn as next_token draws it for a [1, V] row.
-        noise = torch.cat([gumbel_(torch.rand((1, self.vocab), generator=r.generator, device=self.device))
-                           if not g else torch.zeros(1, self.vocab, device=self.device)
-                           for r, g in zip(self.rows, greedy)])
-        sampled = (logits + noise).argmax(dim=-1)
-        if any(greedy):
-            sampled = torch.where(torch.tensor(greedy, device=self.device), logits.argmax(dim=-1), sampled)
+            logits = logits.masked_fill(ranks >= c.top_k, -math.inf)
+        if c.threshold is not None:
+            logits = logits.masked_fill(outside_nucleus(logits, c.threshold), -math.inf)
+        sampled = (logits + self._noise()).argmax(dim=-1)
+        if c.greedy is not None:
+            sampled = torch.where(c.greedy, logits.argmax(dim=-1), sampled)
         return sampled
+
+    def _noise(self) -> Tensor:
+        """Gumbel noise [B, V]: a seeded row's from its own generator, drawn as next_token draws a [1, V]
+        row (so its tokens do not depend on the batch); the unseeded rows' from one shared draw."""
+        uniform = torch.empty(len(self.rows), self.vocab, device=self.device)
+        c = self._columns
+        for b in c.seeded:
+            torch.rand((1, self.vocab), generator=self.rows[b].generator, device=self.device, out=uniform[b:b + 1])
+        if c.unseeded is not None:
+            shared = torch.rand((len(c.unseeded), self.vocab), generator=self.shared, device=self.device)
+            uniform.index_copy_(0, c.unseeded, shared)
+        return gumbel_(uniform)
+
+
+@dataclass
+class _Columns:
+    """The rows' settings as [B, 1] columns, built when the rows change; None where no row needs one."""
+
+    frequency: Tensor | None
+    presence: Tensor | None
+    temperature: Tensor | None
+    top_k: Tensor | None
+    threshold: Tensor | None
+    greedy: Tensor | None
+    all_greedy: bool
+    seeded: list[int]
+    unseeded: Tensor | None
+
+    @classmethod
+    def of(cls, rows: list[_Row], vocab: int, device) -> _Columns:
+        settings = [r.settings for r in rows]
+
+        def column(values, dtype=torch.float32):
+            return torch.tensor(values, dtype=dtype, device=device)[:, None]
+
+        greedy = [s.temperature == 0 for s in settings]
+        unseeded = [b for b, s in enumerate(settings) if s.seed is None and not greedy[b]]
+        return cls(
+            frequency=column([s.frequency_penalty for s in settings])
+            if any(s.frequency_penalty for s in settings) else None,
+            presence=column([s.presence_penalty for s in settings])
+            if any(s.presence_penalty for s in settings) else None,
+            temperature=column([s.temperature or 1.0 for s in settings])
+            if any(s.temperature not in (0, 1) for s in settings) else None,
+            top_k=column([s.top_k or vocab for s in settings], torch.long) if any(s.top_k for s in settings) else None,
+            threshold=column([TopP(s.top_p).threshold if s.top_p < 1 else math.inf for s in settings])
+            if any(s.top_p < 1 for s in settings) else None,
+            greedy=torch.tensor(greedy, device=device) if any(greedy) else None,
+            all_greedy=all(greedy),
+            seeded=[b for b, s in enumerate(settings) if s.seed is not None and not greedy[b]],
+            unseeded=torch.tensor(unseeded, device=device) if unseeded else None)
 
 
 def _select(state, index: Tensor):

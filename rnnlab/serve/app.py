@@ -23,15 +23,28 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Str
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
+from rnnlab.api import LanguageModel
 from rnnlab.config import SampleConfig
 from rnnlab.errors import ConfigError, RnnlabError
 from rnnlab.serve.metrics import Metrics
-from rnnlab.serve.protocol import ApiError, CompletionRequest, Limits, parse_completion, parse_next
+from rnnlab.serve.protocol import (
+    ApiError,
+    CompletionRequest,
+    Limits,
+    parse_completion,
+    parse_forecast,
+    parse_next,
+)
 from rnnlab.serve.scheduler import Job, ModelWorker, make_choices
 
 __all__ = ["create_app"]
 
 STATIC = Path(__file__).parent / "static"
+
+
+def is_text_model(model: Any) -> bool:
+    """A language model (served by /v1/completions); anything else served is a forecaster (/v1/forecast)."""
+    return isinstance(model, LanguageModel)
 
 
 class _Served:
@@ -45,11 +58,12 @@ class _Served:
         self.failed: str | None = None
 
     def install(self, models: dict[str, Any]) -> None:
-        for name, lm in models.items():
+        texts = {name: m for name, m in models.items() if is_text_model(m)}
+        for name, lm in texts.items():
             if lm.model.config.output != "sequence":
                 raise ConfigError(f"model {name!r} predicts from a fixed window; rnnlab serve decodes "
                                   "sequence-objective models (its state carries the whole text)")
-        workers = {name: ModelWorker(name, lm, self.limits, self.metrics) for name, lm in models.items()}
+        workers = {name: ModelWorker(name, lm, self.limits, self.metrics) for name, lm in texts.items()}
         for worker in workers.values():
             worker.start()
         self.models, self.workers, self.ready = dict(models), workers, True
@@ -131,6 +145,7 @@ def create_app(models: dict[str, Any] | None = None, *, loader: Callable[[], dic
         try:
             require_ready()
             ask = parse_next(await body_of(request), served.models, limits)
+            _text_only(served.models, ask.model)
             candidates = await asyncio.to_thread(_next_words, served.models[ask.model], ask.prompt, ask.k)
         except ApiError as exc:
             return error(exc, "next")
@@ -140,11 +155,31 @@ def create_app(models: dict[str, Any] | None = None, *, loader: Callable[[], dic
         return {"object": "next_tokens", "model": ask.model,
                 "candidates": [{"text": c.text, "probability": c.probability} for c in candidates]}
 
+    @app.post("/v1/forecast")
+    async def forecast(request: Request):
+        try:
+            require_ready()
+            ask = parse_forecast(await body_of(request), served.models, limits)
+            forecaster = served.models[ask.model]
+            if is_text_model(forecaster):
+                raise ApiError(400, f"{ask.model!r} is a language model: use /v1/completions", "model",
+                               "wrong_model_kind")
+            result = await asyncio.to_thread(_forecast, forecaster, ask)
+        except ApiError as exc:
+            return error(exc, "forecast")
+        except RnnlabError as exc:
+            return error(ApiError(400, exc.message, "values"), "forecast")
+        except (ValueError, TypeError) as exc:  # a series the forecaster cannot read, in its own words
+            return error(ApiError(400, f"cannot forecast these values: {exc}", "values"), "forecast")
+        metrics.add("rnnlab_requests_total", endpoint="forecast", code="200")
+        return {"object": "forecast", "model": ask.model, **result}
+
     @app.post("/v1/completions")
     async def completions(request: Request):
         try:
             require_ready()
             ask = parse_completion(await body_of(request), served.models, limits)
+            _text_only(served.models, ask.model)
             lm = served.models[ask.model]
             prompts = []
             for prompt in ask.prompts:
@@ -161,7 +196,7 @@ def create_app(models: dict[str, Any] | None = None, *, loader: Callable[[], dic
             return StreamingResponse(_sse(job, ask, served.workers[ask.model], request), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         try:
-            result = await _collect(job, ask)
+            result = await _collect(job, ask, request)
         except ApiError as exc:
             return error(exc, "completions")
         finally:
@@ -173,7 +208,46 @@ def create_app(models: dict[str, Any] | None = None, *, loader: Callable[[], dic
     return app
 
 
+def _text_only(models: dict[str, Any], name: str) -> None:
+    if not is_text_model(models[name]):
+        raise ApiError(400, f"{name!r} is a forecasting model: use /v1/forecast", "model", "wrong_model_kind")
+
+
+def _forecast(forecaster, ask) -> dict[str, Any]:
+    """Forecast after the request's values (or the fitted series), as JSON-ready lists."""
+    series = None
+    if ask.values is not None:
+        from rnnlab.forecasting.series import from_array
+
+        start, freq = None, None
+        if ask.timestamps is not None:
+            import pandas as pd
+
+            try:
+                index = pd.DatetimeIndex(ask.timestamps)
+            except (ValueError, TypeError) as exc:
+                raise ApiError(400, f"timestamps are not dates ({exc})", "timestamps", "invalid_value") from None
+            freq = pd.infer_freq(index) if len(index) >= 3 else None
+            if freq is None:
+                raise ApiError(400, "timestamps must be at least 3, evenly spaced", "timestamps", "invalid_value")
+            start = index[0]
+        series = from_array(ask.values, start=start, freq=freq, name="request")
+    result = forecaster.predict(ask.horizon, series=series)
+    levels = result.levels if ask.levels is None else ask.levels
+    missing = [level for level in levels if level not in result.intervals]
+    if missing:
+        raise ApiError(400, f"this model gives the interval levels {list(result.levels)} (asked for {missing})",
+                       "levels", "invalid_value")
+    return {"horizon": result.horizon, "columns": list(result.columns),
+            "timestamps": [str(t) for t in result.index], "values": result.values.tolist(),
+            "intervals": {str(level): {"lower": result.intervals[level][0].tolist(),
+                                       "upper": result.intervals[level][1].tolist()} for level in levels}}
+
+
 def _model_card(name: str, lm) -> dict[str, Any]:
+    if not is_text_model(lm):
+        return {"id": name, "object": "model", "created": 0, "owned_by": "rnnlab",
+                "rnnlab": {"kind": "forecast", "model": lm.name, "horizon": getattr(lm, "horizon", None)}}
     c = lm.model.config
     return {"id": name, "object": "model", "created": int(lm.path.stat().st_mtime) if lm.path else 0,
             "owned_by": "rnnlab",
@@ -225,11 +299,16 @@ def _prompt_tokens(job: Job) -> int:
     return sum(len(c.prompt_ids) for c in job.choices if c.index % job.request.n == 0)
 
 
-async def _collect(job: Job, ask: CompletionRequest) -> dict[str, Any]:
-    """A whole (non-streamed) completion."""
+async def _collect(job: Job, ask: CompletionRequest, request=None) -> dict[str, Any]:
+    """A whole (non-streamed) completion; a client that hangs up meanwhile frees its rows within a second."""
     state = _Choices(ask)
     while True:
-        event = await job.events.get()
+        try:
+            event = await asyncio.wait_for(job.events.get(), 1.0)
+        except TimeoutError:
+            if request is not None and await request.is_disconnected():
+                raise asyncio.CancelledError from None
+            continue
         if event[0] == "error":
             raise event[1]
         if event[0] == "done":

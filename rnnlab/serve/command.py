@@ -90,7 +90,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     def loader():
         try:
-            models = {name: api.load(directory, device=args.device) for name, directory in dirs.items()}
+            models = {name: _load(directory, args.device) for name, directory in dirs.items()}
         except RnnlabError as exc:
             failed.append(exc.message)
             server.should_exit = True
@@ -108,6 +108,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if failed:
         raise RnnlabError(failed[0])
     return 0
+
+
+def _load(directory: str | None, device: str):
+    """A language model, or a forecaster where the directory holds one (its config.json names a "kind")."""
+    from rnnlab import _io, api
+
+    path = api.resolve_model_dir(directory)
+    config = _io.read_json(path / "config.json")
+    if isinstance(config, dict) and "kind" in config and "model" not in config:
+        try:
+            from rnnlab.forecasting.forecasters import load_forecaster
+        except ImportError as exc:
+            raise RnnlabError(f"{path} holds a forecasting model, which needs the forecast extra: "
+                              "pip install 'rnnlab[forecast]'") from exc
+        return load_forecaster(path)
+    return api.load(path, device=device)
 
 
 def _bind(host: str, port: int) -> socket.socket:

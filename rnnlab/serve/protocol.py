@@ -14,12 +14,15 @@ from typing import Any
 from rnnlab.errors import ConfigError
 from rnnlab.generation.batch import RowSettings
 
-__all__ = ["ApiError", "CompletionRequest", "Limits", "NextRequest", "parse_completion", "parse_next"]
+__all__ = ["ApiError", "CompletionRequest", "ForecastRequest", "Limits", "NextRequest", "parse_completion",
+           "parse_forecast", "parse_next"]
 
 MAX_STOPS = 4
 MAX_LOGPROBS = 5
 MAX_N = 16
 MAX_NEXT_K = 50
+MAX_HORIZON = 10_000
+MAX_POINTS = 1_000_000
 SEED_LIMIT = 2**63
 
 
@@ -68,6 +71,15 @@ class NextRequest:
     model: str
     prompt: str
     k: int
+
+
+@dataclass(frozen=True)
+class ForecastRequest:
+    model: str
+    values: list | None  # [T] or [T, D] numbers; None: forecast after the series the model was fitted on
+    timestamps: tuple[str, ...] | None
+    horizon: int | None
+    levels: tuple[int, ...] | None
 
 
 def _bad(message: str, param: str) -> ApiError:
@@ -178,3 +190,37 @@ def parse_next(body: Any, models, limits: Limits) -> NextRequest:
         raise _bad("prompt must be a string", "prompt")
     _prompt_chars((prompt,), limits)
     return NextRequest(model, prompt, _integer(body, "k", 5, 1, MAX_NEXT_K))
+
+
+def parse_forecast(body: Any, models, limits: Limits) -> ForecastRequest:
+    """The body of POST /v1/forecast: {"model", "values", "timestamps", "horizon", "levels"}."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be a JSON object", None, "invalid_json")
+    model = _model(body, models)
+    values = body.get("values")
+    if values is not None:
+        rows = values if isinstance(values, list) else None
+        if not rows or not all(_is_number(v) or (isinstance(v, list) and v and all(_is_number(x) for x in v))
+                               for v in rows):
+            raise _bad("values must be a non-empty list of finite numbers (or of lists of them, one per column)",
+                       "values")
+        if len(rows) > MAX_POINTS:
+            raise ApiError(413, f"{len(rows)} values, more than the {MAX_POINTS} this server reads", "values",
+                           "series_too_long")
+    timestamps = body.get("timestamps")
+    if timestamps is not None:
+        if values is None or not isinstance(timestamps, list) or len(timestamps) != len(values) \
+                or not all(isinstance(t, str) for t in timestamps):
+            raise _bad("timestamps must be a list of date strings, one per value", "timestamps")
+        timestamps = tuple(timestamps)
+    levels = body.get("levels")
+    if levels is not None:
+        if not isinstance(levels, list) or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v < 100
+                                                   for v in levels):
+            raise _bad("levels must be a list of interval levels in percent (e.g. [80, 95])", "levels")
+        levels = tuple(levels)
+    return ForecastRequest(model, values, timestamps, _integer(body, "horizon", None, 1, MAX_HORIZON), levels)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -151,3 +151,21 @@ def test_the_command_line_refuses_a_missing_model_and_a_taken_port(tmp_path, ser
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "cannot listen" in out.stderr
     out = subprocess.run([*run, "--model", "x"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "NAME=DIR" in out.stderr
+
+
+def test_a_request_past_the_timeout_ends_with_what_it_has(char_model_dir):
+    from fastapi.testclient import TestClient
+
+    import rnnlab
+    from rnnlab.serve.app import create_app
+    from rnnlab.serve.protocol import Limits
+
+    app = create_app({"tiny": rnnlab.load(char_model_dir)}, limits=Limits(timeout=1.0, max_tokens_limit=10**6))
+    with TestClient(app) as client:
+        started = time.monotonic()
+        body = client.post("/v1/completions", json={"prompt": "x", "max_tokens": 10**6}).json()
+        assert time.monotonic() - started < 20  # a million tokens would take many minutes
+        (choice,) = body["choices"]
+        assert choice["finish_reason"] == "length" and 0 < body["usage"]["completion_tokens"] < 10**6
+        assert len(choice["text"]) == body["usage"]["completion_tokens"]
+        assert "rnnlab_timeouts_total" in client.get("/metrics").text
