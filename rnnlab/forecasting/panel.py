@@ -38,7 +38,16 @@ from rnnlab.forecasting.base import CONFIG_FILE, FORMAT_VERSION, read_config
 from rnnlab.forecasting.config import ForecastConfig
 from rnnlab.forecasting.fit import fit_members
 from rnnlab.forecasting.forecast import Forecast, from_quantiles
-from rnnlab.forecasting.rnn import MODEL_FILE, SCALER_FILE, RNNForecaster, default_batch_size, default_epochs
+from rnnlab.forecasting.rnn import (
+    MODEL_FILE,
+    SCALER_FILE,
+    RNNForecaster,
+    _threads,
+    default_batch_size,
+    default_epochs,
+    load_members,
+    save_members,
+)
 from rnnlab.forecasting.series import Series, as_series
 from rnnlab.forecasting.transforms import TargetTransform
 from rnnlab.forecasting.windows import Windows, last_window, make_windows
@@ -161,8 +170,6 @@ class GlobalForecaster:
             levels, target = core._levels(network, w, with_target=True)
             return heads.loss(levels, target, config.head, quantiles)
 
-        from rnnlab.forecasting.rnn import _threads
-
         with _threads(config.threads if device.type == "cpu" else None):
             networks, self.metrics = fit_members(lambda: core._network(panel[0]).to(device), batch_loss, train, val,
                                                  config, progress=self.progress)
@@ -215,8 +222,7 @@ class GlobalForecaster:
         _io.save_tensors(directory / PANEL_FILE, {"values": torch.from_numpy(values),
                                                   "lengths": torch.from_numpy(lengths)})
         _io.write_json(directory / SCALER_FILE, {"targets": [t.to_dict() for t in self.transforms]})
-        tensors = {f"member{i}.{k}": v for i, net in enumerate(self.core.networks) for k, v in net.state_dict().items()}
-        _io.save_tensors(directory / MODEL_FILE, tensors, metadata={"members": str(len(self.core.networks))})
+        save_members(directory / MODEL_FILE, self.core.networks)
         _io.write_text(directory / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in self.metrics))
         _io.write_json(directory / CONFIG_FILE, {
             "format_version": FORMAT_VERSION, "kind": self.kind, "settings": self.core.fitted_config.to_dict(),
@@ -244,16 +250,7 @@ class GlobalForecaster:
             raise ModelDirError(f"{directory}: the global model's files do not match ({exc})") from None
         core = RNNForecaster(settings)
         core.fitted_config, core.series = settings, forecaster.panel[0]
-        tensors = _io.load_tensors(directory / MODEL_FILE)
-        for member in range(settings.ensemble):
-            prefix = f"member{member}."
-            network = core._network(core.series)
-            weights = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            expected = network.state_dict()
-            if set(weights) != set(expected) or any(weights[k].shape != expected[k].shape for k in expected):
-                raise ModelDirError(f"{directory / MODEL_FILE} does not match config.json (member {member})")
-            network.load_state_dict(weights)
-            core.networks.append(network.eval())
+        core.networks = load_members(directory / MODEL_FILE, lambda: core._network(core.series), settings.ensemble)
         forecaster.core = core
         return forecaster
 

@@ -394,8 +394,7 @@ class RNNForecaster:
             raise RnnlabError("RNNForecaster: call fit() before save()")
         directory = Path(directory)
         self._save_description(directory)
-        tensors = {f"member{i}.{k}": v for i, net in enumerate(self.networks) for k, v in net.state_dict().items()}
-        _io.save_tensors(directory / MODEL_FILE, tensors, metadata={"members": str(len(self.networks))})
+        save_members(directory / MODEL_FILE, self.networks)
         if self.metrics and not (directory / "metrics.jsonl").is_file():
             import json
 
@@ -418,17 +417,31 @@ class RNNForecaster:
             forecaster.future_scaler = Scaler.from_dict(scalers["future"]) if scalers.get("future") else None
         except (KeyError, TypeError) as exc:
             raise ModelDirError(f"{directory / SCALER_FILE} is malformed ({exc})") from None
-        tensors = _io.load_tensors(directory / MODEL_FILE)
-        for member in range(settings.ensemble):
-            prefix = f"member{member}."
-            weights = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            network = forecaster._network(forecaster.series)
-            expected = network.state_dict()
-            if set(weights) != set(expected) or any(weights[k].shape != expected[k].shape for k in expected):
-                raise ModelDirError(f"{directory / MODEL_FILE} does not match config.json (member {member})")
-            network.load_state_dict(weights)
-            forecaster.networks.append(network.eval())
+        forecaster.networks = load_members(directory / MODEL_FILE, lambda: forecaster._network(forecaster.series),
+                                           settings.ensemble)
         return forecaster
+
+
+def save_members(path: Path, networks: list[ForecastNetwork]) -> None:
+    """Every ensemble member's weights in one safetensors file, as member{i}.<name>."""
+    tensors = {f"member{i}.{k}": v for i, net in enumerate(networks) for k, v in net.state_dict().items()}
+    _io.save_tensors(path, tensors, metadata={"members": str(len(networks))})
+
+
+def load_members(path: Path, make_network, count: int) -> list[ForecastNetwork]:
+    """The `count` members saved by `save_members`, each checked against a freshly built network's shapes."""
+    tensors = _io.load_tensors(path)
+    networks = []
+    for member in range(count):
+        prefix = f"member{member}."
+        weights = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        network = make_network()
+        expected = network.state_dict()
+        if set(weights) != set(expected) or any(weights[k].shape != expected[k].shape for k in expected):
+            raise ModelDirError(f"{path} does not match config.json (member {member})")
+        network.load_state_dict(weights)
+        networks.append(network.eval())
+    return networks
 
 
 @contextmanager
