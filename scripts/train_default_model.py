@@ -104,7 +104,7 @@ def main() -> None:
         log(f"{args.stage2_name} already done")
         lm = rnnlab.load(stage2)
     else:
-        settings = dict(dropout=0.3, lr=5e-4, warmup_steps=0, weight_decay=0.01, max_time=args.stage2_minutes,
+        settings = dict(dropout=0.3, lr=1e-3, warmup_steps=0, weight_decay=0.01, max_time=args.stage2_minutes,
                         patience=4, seed=1, eval_every=100, checkpoint_every=100, **common)
         settings.update(parse_option(item) for item in args.stage2_option)
         lm = rnnlab.train(splits / "jungle-train.txt", stage2, overwrite=True, init_from=stage1, **settings)

@@ -88,3 +88,16 @@ def test_init_from_default_lowers_the_loss_on_another_text(default_lm, shared_da
     assert tuned.model.config.replace(vocab_size=0, dropout=0) == \
         default_lm.model.config.replace(vocab_size=0, dropout=0)
     assert tuned.evaluate(held_out)["loss"] < before - 0.02
+
+
+def test_the_shipped_figures_are_this_models(default_lm, shared_data, tmp_path):
+    """evaluation.json (the model card's table) holds what the shipped weights score on the benchmark split."""
+    from rnnlab.data.corpus import jungle_book_split
+
+    recorded = json.loads((api.DEFAULT_MODEL_DIR / "evaluation.json").read_text(encoding="utf-8"))
+    _, test = jungle_book_split(read_corpus(shared_data / "jungle-book.txt"))
+    path = tmp_path / "jungle-test.txt"
+    path.write_text(test, encoding="utf-8")
+    assert default_lm.evaluate(path)["bpc"] == pytest.approx(recorded["test_bpc_exported_fp16"], abs=2e-3)
+    card = (api.DEFAULT_MODEL_DIR / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert f"{recorded['test_bpc_exported_fp16']:.3f}" in card
