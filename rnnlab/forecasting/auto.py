@@ -3,8 +3,9 @@
 With no tuning flags, a user should never get a network that loses to seasonal naive. So the decision is
 made the way a careful forecaster would make it by hand, on data the final forecast never scores:
 
-    series  |------------------------- fit -------------------------|== tail (H) ==|
-    candidates, each fitted on everything before the tail, forecast the tail:
+    series  |--------------------- fit ---------------------|== H ==|== tail (H) ==|
+    candidates, each fitted on everything before the tail, forecast the tail (and, on a series long
+    enough, also the H points before it; the score is the mean MASE of both windows):
         networks   one RNNForecaster per transform variant (as given; log + seasonal differencing for short
                    seasons), each an ensemble of seeds
         ensemble   the median of every variant's members
@@ -131,21 +132,22 @@ class AutoForecaster:
         if len(series) < h + 4:
             raise DataError(f"the series has {len(series)} points: too short to hold out a tail of --horizon {h} "
                             "and fit on what is left")
-        history, actual = series.until(len(series) - h), series.values[len(series) - h:]
-        scores: dict[str, float] = {}
-        tail: dict[str, Forecast] = {}
-        fitted: dict[str, Any] = {}
+        # Validation windows: the last H points, and the H before them when the series is long enough (one
+        # window of H points is a noisy judge). Classical models are refitted before each; the networks are
+        # fitted once, before the last window, and condition on the shorter history for the earlier one.
+        cuts = [len(series) - h] + ([len(series) - 2 * h] if len(series) - 2 * h >= max(2 * m, 3 * h, 24) else [])
+        forecasts: dict[str, list[Forecast]] = {}
         for kind in CLASSICAL:
             if kind != "seasonal-naive" and m > SLOW_SEASON:
                 continue
             try:
-                model = make_baseline(kind, horizon=h, intervals=self.config.intervals).fit(history)
-                tail[kind] = model.predict(h)
+                made = [make_baseline(kind, horizon=h, intervals=self.config.intervals).fit(series.until(c)).predict(h)
+                        for c in cuts]
             except (DataError, RnnlabError):
                 continue
-            if not np.isfinite(tail[kind].values).all():
-                continue
-            scores[kind] = _score(tail[kind], actual, history.values, m)
+            if all(np.isfinite(f.values).all() for f in made):
+                forecasts[kind] = made
+        history = series.until(cuts[0])
         self.variants, self.networks = [], []
         for changes in network_variants(history, self.config):
             network = RNNForecaster(self.config.replace(**changes), progress=self.progress)
@@ -162,30 +164,39 @@ class AutoForecaster:
                 network.fit(history)
             except TrainingDivergedError:  # a variant whose training diverged is not a candidate
                 continue
-            key = f"network:{_describe(changes)}"
-            tail[key] = network.predict(h)
-            scores[key] = _score(tail[key], actual, history.values, m)
-            fitted[key] = network
+            made = [network.predict(h)]
+            for c in cuts[1:]:
+                try:
+                    made.append(network.predict(h, series=series.until(c)))
+                except DataError:  # too short for the window: judge everything on the last H points only
+                    cuts = cuts[:1]
+            forecasts[f"network:{_describe(changes)}"] = made
             self.variants.append(changes)
             self.networks.append(network)
-        nets = [k for k in scores if k.startswith("network:")]
-        if len(nets) > 1:
-            tail["networks"] = mean_forecast([tail[k] for k in nets], "networks")  # a mean of medians
-            scores["networks"] = _score(tail["networks"], actual, history.values, m)
+        forecasts = {k: v[: len(cuts)] for k, v in forecasts.items()}
+        actuals = [series.values[c:c + h] for c in cuts]
+
+        def score(made: list[Forecast]) -> float:
+            return float(np.mean([_score(f, a, series.values[:c], m) for f, a, c in zip(made, actuals, cuts)]))
+
+        nets = [k for k in forecasts if k.startswith("network:")]
+        if len(nets) > 1:  # a mean of the variants' medians
+            forecasts["networks"] = [mean_forecast(list(group), "networks") for group in zip(*(forecasts[k] for k in nets))]
             nets.append("networks")
+        scores = {k: score(v) for k, v in forecasts.items()}
         classical = [k for k in scores if k in CLASSICAL]
         if nets and classical:
             best_net = min(nets, key=scores.get)
             best_classical = min(classical, key=scores.get)
             key = f"blend:{best_net}+{best_classical}"
-            tail[key] = mean_forecast([tail[best_net], tail[best_classical]], key)
-            scores[key] = _score(tail[key], actual, history.values, m)
+            forecasts[key] = [mean_forecast([a, b], key) for a, b in zip(forecasts[best_net], forecasts[best_classical])]
+            scores[key] = score(forecasts[key])
         if not scores:
             raise DataError("no candidate could be fitted on this series (it is too short for every model)")
         best = min(scores, key=scores.get)
         self.validation = {k: round(float(v), 6) for k, v in scores.items()}
         self.choice = {"candidate": best, "validation_mase": round(float(scores[best]), 6),
-                       "seasonal_naive_mase": self.validation.get("seasonal-naive"), "tail": h}
+                       "seasonal_naive_mase": self.validation.get("seasonal-naive"), "tail": h * len(cuts)}
         self.series = series
         self.classical = {}
         for kind in self._classical_parts():
