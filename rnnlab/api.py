@@ -46,6 +46,14 @@ _TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
 _SAMPLE_FIELDS = {f.name for f in fields(SampleConfig)}
 # What fine-tuning (--init-from) may change in the model: its regularisation, never its shape.
 _REGULARISATION_FIELDS = ("dropout", "weight_drop", "embed_dropout", "locked_dropout")
+# Defaults that depend on the corpus, chosen on validation bpc in 10-minute runs of the default 2x512 model
+# (3.46M parameters; benchmarks/results/defaults-10min.jsonl): AWD-LSTM's regularisers won on the Jungle
+# Book's 233k training characters (2.119 vs 2.173: 0.07 characters per parameter), plain dropout won on Tiny
+# Shakespeare's 954k (2.179 vs 2.221: 0.28). Overfitting is a matter of text per parameter, so a
+# sequence-objective run with fewer training characters than this many per parameter (about 500k for the
+# default model) gets them, for each setting its caller left unset.
+SMALL_CORPUS_CHARS_PER_PARAMETER = 0.15
+SMALL_CORPUS_REGULARISATION = {"locked_dropout": True, "embed_dropout": 0.1, "ar": 2.0, "tar": 1.0}
 # A resumed run keeps its settings; only its budget and reporting may change.
 _RESUMABLE_TRAIN_FIELDS = {"epochs", "max_steps", "max_time", "eval_every", "sample_every",
                            "checkpoint_every", "patience", "device"}
@@ -206,6 +214,9 @@ def _train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=No
         model_cfg = ModelConfig(**model_opts, vocab_size=tokenizer.vocab_size, output=output, context=context)
     _check_objective(model_cfg, train_cfg)
 
+    if not resume and init_from is None:
+        parameters = count_parameters(RNNLanguageModel(model_cfg))["total"]
+        model_cfg, train_cfg = _corpus_defaults(model_cfg, train_cfg, len(splits.train), parameters, options)
     train_data, train_tokens = objective.encode(tokenizer, splits.train)
     valid_data, valid_tokens = objective.encode(tokenizer, splits.valid)
     if valid_tokens < 2:
@@ -311,6 +322,17 @@ def _check_objective(model: ModelConfig, train: TrainConfig) -> None:
     if model.bidirectional and train.objective == "sequence":
         raise ConfigError("--bidirectional works with --objective window or prefixes only: with the "
                           "sequence objective the backward direction would read the tokens it must predict")
+
+
+def _corpus_defaults(model_cfg: ModelConfig, train_cfg: TrainConfig, train_chars: int, parameters: int,
+                     given: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
+    """The small-corpus regularisation (SMALL_CORPUS_REGULARISATION) for the settings not in `given`."""
+    if train_chars >= SMALL_CORPUS_CHARS_PER_PARAMETER * parameters or train_cfg.objective != "sequence":
+        return model_cfg, train_cfg
+    unset = {k: v for k, v in SMALL_CORPUS_REGULARISATION.items() if k not in given}
+    model_fields = {f.name for f in fields(ModelConfig)}
+    return (model_cfg.replace(**{k: v for k, v in unset.items() if k in model_fields}),
+            train_cfg.replace(**{k: v for k, v in unset.items() if k not in model_fields}))
 
 
 def _format_settings(m: ModelConfig, t: TrainConfig, tokenizer: Tokenizer, tokens: int, parameters: int,

@@ -385,3 +385,52 @@ def test_a_run_prints_its_settings_first(tmp_path, small_corpus):
     for needle in ("training lstm 1x16", "embedding 8", "dropout 0.4 (locked)", "ar 1.0", "batch 4 x seq-len 16",
                    "adamw lr 0.003 cosine", "fp32", "max-steps 1"):
         assert needle in first, (needle, first)
+
+
+def test_a_small_corpus_gets_the_awd_regularisers_unless_told_otherwise(tmp_path, small_corpus, capsys):
+    """Under api.SMALL_CORPUS_CHARS_PER_PARAMETER the unset regularisers take the small-corpus values;
+    given ones win. 25k training characters for a 2x128 model (~0.5M parameters) is a small corpus."""
+    from rnnlab import api
+
+    big = ["--hidden", "128", "--layers", "2"]
+    out = tmp_path / "small"
+    assert main(tiny_train_args(small_corpus, out, "--max-steps", "2", *big)) == 0
+    first = capsys.readouterr().err.splitlines()[0]
+    assert "dropout 0.4 (locked), embed-dropout 0.1, ar 2.0, tar 1.0" in first, first
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model"]["locked_dropout"] is True and saved["model"]["embed_dropout"] == 0.1
+    assert (saved["train"]["ar"], saved["train"]["tar"]) == (2.0, 1.0)
+    chars = saved["corpus"]["train_chars"]
+    assert chars < api.SMALL_CORPUS_CHARS_PER_PARAMETER * rnnlab.load(out).info()["parameters"]["total"]
+
+    plain = tmp_path / "plain"
+    assert main(tiny_train_args(small_corpus, plain, "--max-steps", "2", *big, "--no-locked-dropout", "--ar", "0",
+                                "--embed-dropout", "0")) == 0
+    saved = json.loads((plain / "config.json").read_text())
+    assert saved["model"]["locked_dropout"] is False and saved["model"]["embed_dropout"] == 0.0
+    assert (saved["train"]["ar"], saved["train"]["tar"]) == (0.0, 1.0)  # --tar was left to the default
+
+    # The window objective has no per-step outputs for AR/TAR: it keeps the neutral values, no error.
+    window = tmp_path / "window"
+    assert main(tiny_train_args(small_corpus, window, "--max-steps", "2", *big, "--objective", "window")) == 0
+    saved = json.loads((window / "config.json").read_text())
+    assert (saved["train"]["ar"], saved["train"]["tar"], saved["model"]["locked_dropout"]) == (0.0, 0.0, False)
+
+    # The suite's tiny 1x48 model has more text than 0.15 characters per parameter: plain dropout.
+    tiny = tmp_path / "tiny"
+    assert main(tiny_train_args(small_corpus, tiny, "--max-steps", "2")) == 0
+    saved = json.loads((tiny / "config.json").read_text())
+    assert (saved["train"]["ar"], saved["model"]["locked_dropout"]) == (0.0, False)
+
+
+def test_the_threshold_is_characters_per_parameter():
+    from rnnlab import api
+    from rnnlab.config import ModelConfig, TrainConfig
+
+    model, train = ModelConfig(vocab_size=10), TrainConfig()
+    per = api.SMALL_CORPUS_CHARS_PER_PARAMETER
+    assert api._corpus_defaults(model, train, int(per * 1_000_000), 1_000_000, {}) == (model, train)
+    small_model, small_train = api._corpus_defaults(model, train.replace(ar=0.5), int(per * 1_000_000) - 1,
+                                                    1_000_000, {"ar": 0.5})
+    assert small_model.locked_dropout and small_model.embed_dropout == 0.1
+    assert (small_train.ar, small_train.tar) == (0.5, 1.0)
