@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.forecasting.forecast import Forecast
 from rnnlab.forecasting.metrics import evaluate
-from rnnlab.forecasting.series import as_series
+from rnnlab.forecasting.series import as_series  # raises the one-line 'install the forecast extra' error
 
 
 @dataclass
@@ -40,14 +39,18 @@ class BacktestResult:
         """Each metric averaged over the origins."""
         return {name: float(np.mean([m[name] for m in self.metrics])) for name in self.metrics[0]}
 
-    def to_frame(self) -> pd.DataFrame:
-        """One row per origin: its cutoff and every metric."""
+    def to_frame(self):
+        """One row per origin: its cutoff and every metric (a pandas DataFrame)."""
+        import pandas as pd
+
         frame = pd.DataFrame(self.metrics)
         frame.insert(0, "cutoff", [str(c) for c in self.cutoffs])
         return frame
 
-    def forecasts_frame(self) -> pd.DataFrame:
-        """Every forecast beside the actual values, with the cutoff it was made from."""
+    def forecasts_frame(self):
+        """Every forecast beside the actual values, with the cutoff it was made from (a pandas DataFrame)."""
+        import pandas as pd
+
         parts = []
         for cutoff, forecast, actual in zip(self.cutoffs, self.forecasts, self.actuals):
             frame = forecast.to_frame()

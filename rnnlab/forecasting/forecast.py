@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where a frame is made: a missing extra is then series.py's one-line error
+    import pandas as pd
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,6 +57,8 @@ class Forecast:
             for level, (lower, upper) in self.intervals.items():
                 data[f"{name}_lo{level}"] = lower[:, d]
                 data[f"{name}_hi{level}"] = upper[:, d]
+        import pandas as pd
+
         frame = pd.DataFrame(data, index=self.index)
         frame.index.name = "time"
         return frame

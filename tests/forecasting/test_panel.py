@@ -96,3 +96,19 @@ def test_datasets_lists_m4_hourly_from_the_data_dir(capsys):
     code, out, _ = run(capsys, "datasets", "--json", "--data-dir", M4)
     rows = {json.loads(line)["name"]: json.loads(line) for line in out.splitlines()}
     assert code == 0 and rows["m4-hourly"]["series"] == 414 and rows["m4-hourly"]["season_length"] == 24
+
+
+def test_a_missing_forecast_extra_is_one_line_on_every_command(tmp_path):
+    import subprocess
+    import sys
+
+    script = ("import sys; sys.modules['pandas'] = None; from rnnlab.cli_forecast import main; "
+              "raise SystemExit(main(sys.argv[1:]))")
+    for argv in (["backtest", "--model", "naive", "sunspots", "--horizon", "3"],
+                 ["train", "sunspots", "-o", str(tmp_path / "m"), "--horizon", "3"],
+                 ["predict", str(tmp_path / "m")], ["info", str(tmp_path / "m")]):
+        result = subprocess.run([sys.executable, "-c", script, "forecast", *argv], capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 2, (argv, result.stderr)
+        assert result.stderr.startswith("rnnlab: error: ") and len(result.stderr.splitlines()) == 1, result.stderr
+        assert "rnnlab[forecast]" in result.stderr or "no such model directory" in result.stderr
