@@ -238,7 +238,11 @@ def _forecast(forecaster, ask) -> dict[str, Any]:
     if missing:
         raise ApiError(400, f"this model gives the interval levels {list(result.levels)} (asked for {missing})",
                        "levels", "invalid_value")
-    return {"horizon": result.horizon, "columns": list(result.columns),
+    history = series if series is not None else getattr(forecaster, "series", None)
+    tail = min(len(history), max(100, 5 * result.horizon), 500) if history is not None else 0
+    return {"history": {"timestamps": [str(t) for t in history.index[-tail:]] if tail else [],
+                        "values": history.values[-tail:].tolist() if tail else []},
+            "horizon": result.horizon, "columns": list(result.columns),
             "timestamps": [str(t) for t in result.index], "values": result.values.tolist(),
             "intervals": {str(level): {"lower": result.intervals[level][0].tolist(),
                                        "upper": result.intervals[level][1].tolist()} for level in levels}}

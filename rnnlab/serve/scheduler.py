@@ -73,10 +73,35 @@ class Job:
         self.cancelled.set()
 
     def emit(self, *event) -> None:
-        try:
-            self.loop.call_soon_threadsafe(self.events.put_nowait, event)
-        except RuntimeError:  # the handler's loop is closed: nobody is listening any more
-            self.cancel()
+        """Queue an event for the handler; the worker hands a step's events over at once (`Outbox`)."""
+        self.outbox.put(self, event)
+
+    outbox: Outbox | None = None
+
+
+class Outbox:
+    """A step's events for every job, handed to each event loop in one `call_soon_threadsafe`: one wake-up
+    per step instead of one per token (each is a write to the loop's self-pipe)."""
+
+    def __init__(self):
+        self.pending: dict[asyncio.AbstractEventLoop, list[tuple[Job, tuple]]] = {}
+
+    def put(self, job: Job, event: tuple) -> None:
+        self.pending.setdefault(job.loop, []).append((job, event))
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, {}
+        for loop, items in pending.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, items)
+            except RuntimeError:  # the handlers' loop is closed: nobody is listening any more
+                for job, _ in items:
+                    job.cancel()
+
+
+def _deliver(items: list[tuple[Job, tuple]]) -> None:
+    for job, event in items:
+        job.events.put_nowait(event)
 
 
 def make_choices(request: CompletionRequest, prompts: list[tuple[list[int], list[int]]]) -> list[Choice]:
@@ -103,6 +128,7 @@ class ModelWorker:
         self.active: dict[tuple[str, int], tuple[Job, Choice]] = {}
         self.jobs: dict[str, Job] = {}  # admitted, not yet done
         self.stopping = False
+        self.outbox = Outbox()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name=f"rnnlab-serve-{name}", daemon=True)
         metrics.gauges.append(self._gauges)
@@ -124,6 +150,7 @@ class ModelWorker:
     def submit(self, job: Job) -> None:
         """Queue a job; a full queue is a 429."""
         job._timeout = self.limits.timeout
+        job.outbox = self.outbox
         with self.cond:
             if self.error is not None:
                 raise ApiError(503, f"the decode loop of {self.name!r} has stopped ({self.error})", None,
@@ -152,17 +179,20 @@ class ModelWorker:
                     self._start(job)
                 self._drop_cancelled_and_late()
                 if not self.active:
+                    self.outbox.flush()
                     continue
                 tokens = self.decoder.step()
                 self.metrics.add("rnnlab_decode_steps_total", model=self.name)
                 self.metrics.add("rnnlab_generated_tokens_total", len(tokens), model=self.name)
                 for token in tokens:
                     self._take(token)
+                self.outbox.flush()
         except BaseException as exc:  # a bug in the loop: fail the jobs with a 503, never hang them
             self.error = exc
             for job in list(self.jobs.values()) + list(self.waiting):
                 job.emit("error", ApiError(503, f"generation failed: {type(exc).__name__}: {exc}", None,
                                            "worker_failed"))
+            self.outbox.flush()
             raise
 
     def _admit(self) -> list[Job]:

@@ -1,5 +1,7 @@
 """A live `rnnlab serve` on a free loopback port, serving the session's tiny char and word models."""
 
+from pathlib import Path
+
 import pytest
 
 from .live import running_server
@@ -13,3 +15,24 @@ def server(char_model_dir, word_model_dir):
                         "--max-prompt-chars", "2000") as (url, _lines):
         yield url
 
+
+
+CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium driven by selenium (Debian's chromium and chromium-driver)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    assert CHROMIUM.exists() and DRIVER.exists(), \
+        "the browser test needs Debian's chromium and chromium-driver (make test installs them)"
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 "--window-size=1280,900", "--disable-extensions", "--no-first-run"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
+    yield driver
+    driver.quit()

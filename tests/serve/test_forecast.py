@@ -27,6 +27,7 @@ def test_a_forecast_of_the_fitted_series_and_of_new_values(served):
     assert fitted["horizon"] == 3 and fitted["columns"] == ["y"]
     assert np.allclose(np.array(fitted["values"])[:, 0], [41, 43, 45])  # drift: the line goes on
     assert fitted["timestamps"][0].startswith("2026-01-21")
+    assert np.allclose(np.array(fitted["history"]["values"])[:, 0], np.arange(20.0) * 2 + 1)  # what it followed
     lower, upper = (np.array(fitted["intervals"]["95"][k]) for k in ("lower", "upper"))
     assert (lower <= np.array(fitted["values"])).all() and (upper >= np.array(fitted["values"])).all()
 
@@ -55,3 +56,23 @@ def test_bad_forecast_requests_are_400s(served, body, param):
 def test_completions_refuse_a_forecasting_model(served):
     response = httpx.post(f"{served}/v1/completions", json={"model": "trend", "prompt": "x"}, timeout=60)
     assert response.status_code == 400 and "use /v1/forecast" in response.json()["error"]["message"]
+
+
+def test_the_playground_plots_a_forecast_with_its_intervals(served, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    browser.get(served)
+    wait = WebDriverWait(browser, 60)
+    wait.until(lambda d: len(Select(d.find_element(By.ID, "model")).options) == 2)
+    Select(browser.find_element(By.ID, "model")).select_by_value("trend")
+    assert browser.find_element(By.ID, "forecast-panel").is_displayed()
+    assert not browser.find_element(By.ID, "text-panel").is_displayed()
+    browser.find_element(By.ID, "series").send_keys("5, 7, 9, 11, 13, 15")
+    browser.find_element(By.ID, "horizon").send_keys("4")
+    browser.find_element(By.ID, "forecast").click()
+    wait.until(lambda d: d.find_elements(By.ID, "forecast-line"))
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#chart polygon.band")) == 2  # the 80% and 95% bands
+    points = browser.find_element(By.ID, "forecast-line").get_attribute("points").split()
+    assert len(points) == 1 + 4  # from the last observation through the 4 forecast steps
+    assert "4 steps" in browser.find_element(By.ID, "forecast-stats").text

@@ -51,16 +51,23 @@ async function loadModels() {
     els.model.appendChild(option);
   }
   describeModel();
-  suggest();
+  if (!isForecaster()) suggest();
 }
 
 function describeModel() {
   const m = models[els.model.value];
   const r = m && m.rnnlab;
-  els.modelInfo.textContent = r ? `${r.cell.toUpperCase()} ${r.layers}×${r.hidden_size}, ${r.level} level, ` +
-    `${r.vocab_size.toLocaleString()} tokens` : "";
+  const forecasting = Boolean(r && r.kind === "forecast");
+  document.body.classList.toggle("forecasting", forecasting);
+  $("text-panel").hidden = forecasting;
+  $("forecast-panel").hidden = !forecasting;
+  if (!r) els.modelInfo.textContent = "";
+  else if (forecasting) els.modelInfo.textContent = `forecaster: ${r.model}` + (r.horizon ? `, horizon ${r.horizon}` : "");
+  else els.modelInfo.textContent = `${r.cell.toUpperCase()} ${r.layers}×${r.hidden_size}, ${r.level} level, ` +
+    `${r.vocab_size.toLocaleString()} tokens`;
 }
-els.model.addEventListener("change", () => { describeModel(); suggest(); });
+els.model.addEventListener("change", () => { describeModel(); if (!isForecaster()) suggest(); });
+const isForecaster = () => document.body.classList.contains("forecasting");
 
 // -- next-word chips
 let suggestTimer = null;
@@ -189,6 +196,92 @@ els.append.addEventListener("click", () => {
 els.prompt.addEventListener("keydown", (e) => {
   if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); generate(); }
 });
+
+// -- forecasting: the series, the forecast and its intervals as one SVG chart
+const SVG = "http://www.w3.org/2000/svg";
+function svg(tag, attrs, parent) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  if (parent) parent.appendChild(el);
+  return el;
+}
+
+function drawForecast(history, result) {
+  const chart = $("chart");
+  chart.innerHTML = "";
+  const W = 860, H = 320, L = 52, R = 16, T = 14, B = 30;
+  const forecast = result.values.map((row) => row[0]);
+  const levels = Object.keys(result.intervals).sort((a, b) => Number(b) - Number(a));
+  const all = [...history, ...forecast];
+  for (const level of levels) all.push(...result.intervals[level].lower.map((r) => r[0]),
+                                       ...result.intervals[level].upper.map((r) => r[0]));
+  let lo = Math.min(...all), hi = Math.max(...all);
+  if (hi === lo) { hi += 1; lo -= 1; }
+  const pad = (hi - lo) * 0.06; lo -= pad; hi += pad;
+  const n = history.length + forecast.length;
+  const x = (i) => L + (W - L - R) * (n > 1 ? i / (n - 1) : 0.5);
+  const y = (v) => T + (H - T - B) * (1 - (v - lo) / (hi - lo));
+  const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img" }, chart);
+  for (let k = 0; k <= 4; k++) {
+    const v = lo + (hi - lo) * k / 4;
+    svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "axis" }, root);
+    svg("text", { x: L - 8, y: y(v) + 4, "text-anchor": "end", class: "tick" }, root).textContent =
+      Math.abs(v) >= 1000 ? v.toExponential(2) : v.toFixed(Math.abs(hi - lo) < 10 ? 2 : 0);
+  }
+  const first = history.length - 1;
+  levels.forEach((level, k) => {
+    const lower = result.intervals[level].lower.map((r) => r[0]);
+    const upper = result.intervals[level].upper.map((r) => r[0]);
+    const top = upper.map((v, i) => `${x(first + 1 + i)},${y(v)}`);
+    const bottom = lower.map((v, i) => `${x(first + 1 + i)},${y(v)}`).reverse();
+    const start = history.length ? [`${x(first)},${y(history[first])}`] : [];
+    svg("polygon", { points: [...start, ...top, ...bottom].join(" "), class: "band",
+                     "fill-opacity": 0.14 + 0.12 * k }, root);
+  });
+  if (history.length) svg("polyline", { points: history.map((v, i) => `${x(i)},${y(v)}`).join(" "),
+                                        class: "history" }, root);
+  const joined = history.length ? [[first, history[first]]] : [];
+  const path = [...joined, ...forecast.map((v, i) => [first + 1 + i, v])];
+  svg("polyline", { points: path.map(([i, v]) => `${x(i)},${y(v)}`).join(" "), class: "forecast",
+                    id: "forecast-line" }, root);
+  const day = (t) => String(t).replace(/[ T]00:00:00$/, "");
+  const stamps = result.timestamps, past = result.history.timestamps;
+  svg("text", { x: L, y: H - 8, class: "tick" }, root).textContent = day(past.length ? past[0] : stamps[0]);
+  svg("text", { x: W - R, y: H - 8, "text-anchor": "end", class: "tick" }, root).textContent =
+    day(stamps[stamps.length - 1]);
+  if (history.length) svg("line", { x1: x(first), x2: x(first), y1: T, y2: H - B, class: "axis",
+                                    "stroke-dasharray": "4 4" }, root);
+  const legend = document.createElement("div");
+  legend.className = "legend";
+  legend.innerHTML = `<span><i style="background: var(--text)"></i>series</span>` +
+    `<span><i style="background: var(--accent)"></i>forecast</span>` +
+    levels.map((l) => `<span><i style="background: var(--accent); opacity: 0.35"></i>${l}% interval</span>`).join("");
+  chart.appendChild(legend);
+}
+
+async function forecast() {
+  const error = $("forecast-error");
+  error.hidden = true;
+  const text = $("series").value.trim();
+  const values = text ? text.split(/[\s,;]+/).filter(Boolean).map(Number) : null;
+  const body = { model: els.model.value };
+  if (values) body.values = values;
+  if ($("horizon").value !== "") body.horizon = Number($("horizon").value);
+  const started = performance.now();
+  try {
+    const response = await fetch("/v1/forecast", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+    const result = await response.json();
+    if (!response.ok) throw new Error(result.error ? result.error.message : `HTTP ${response.status}`);
+    drawForecast(result.history.values.map((row) => row[0]), result);
+    $("forecast-stats").textContent = `${result.horizon} steps · ${Math.round(performance.now() - started)} ms`;
+  } catch (e) {
+    error.textContent = e.message;
+    error.hidden = false;
+  }
+}
+$("forecast").addEventListener("click", forecast);
 
 loadModels();
 setInterval(checkHealth, 10000);
