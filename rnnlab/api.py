@@ -543,7 +543,8 @@ class LanguageModel:
         return out
 
     def _sample_windowed(self, prompt: str, config: SampleConfig, on_text) -> list[Generation]:
-        """Window/prefix models predict from a fixed window, so each step re-reads it (as they were trained)."""
+        """Window models (and bidirectional prefix models) predict from a window they read whole, so each
+        step re-reads it, as they were trained; unidirectional prefix models carry their state instead."""
         from rnnlab.generation.transforms import build_chain, is_greedy, next_token
 
         ids, prompt_text = self._prompt_ids(prompt, config.unknown)
@@ -554,16 +555,25 @@ class LanguageModel:
         rows = [list(ids) for _ in range(config.num_samples)]
         new: list[list[int]] = [[] for _ in rows]
         logprobs: list[list[float]] = [[] for _ in rows]
+        # A unidirectional prefix model reads its whole row from the zero state, so carrying the state
+        # token by token is the same computation at O(1) per token instead of re-reading the growing row.
+        stateful = width is None and not self.model.config.bidirectional
+        state = None
         self.model.eval()
         with torch.inference_mode():
-            for _ in range(config.length):
-                context = [r[-width:] if width else r for r in rows]
-                longest = max(len(c) for c in context)
-                x = torch.zeros(len(rows), longest, dtype=torch.long)
-                for i, c in enumerate(context):
-                    x[i, :len(c)] = torch.tensor(c)
-                lengths = torch.tensor([len(c) for c in context])
-                logits, _ = self.model(x.to(self.device), None, lengths)
+            for step in range(config.length):
+                if stateful:
+                    x = torch.tensor([rows[0]] * len(rows)) if step == 0 else \
+                        torch.tensor([[r[-1]] for r in rows])
+                    logits, state = self.model(x.to(self.device), state)
+                else:
+                    context = [r[-width:] if width else r for r in rows]
+                    longest = max(len(c) for c in context)
+                    x = torch.zeros(len(rows), longest, dtype=torch.long)
+                    for i, c in enumerate(context):
+                        x[i, :len(c)] = torch.tensor(c)
+                    lengths = torch.tensor([len(c) for c in context])
+                    logits, _ = self.model(x.to(self.device), None, lengths)
                 if self.banned_ids:
                     logits[:, self.banned_ids] = float("-inf")
                 choice = next_token(logits.float(), chain, greedy, generator)

@@ -247,3 +247,32 @@ def test_reference_cells_train_end_to_end(frost_file, tmp_path, capsys):
     fused_lm = LanguageModel(fused.eval(), lm.tokenizer, lm.configs, None)
     assert fused_lm.evaluate(FROST, is_text=True)["loss"] == pytest.approx(
         lm.evaluate(FROST, is_text=True)["loss"], abs=1e-4)
+
+
+def test_a_unidirectional_prefix_model_samples_in_linear_time_with_the_same_tokens(tmp_path):
+    """Re-reading the growing row from the zero state and carrying the state are the same computation: the
+    sampler carries it (each token read once) and gives the tokens the re-reading would."""
+    corpus = tmp_path / "sentences.txt"
+    corpus.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    out = tmp_path / "model"
+    train_cli(corpus, out, "--val-file", str(corpus), "--level", "word", "--objective", "prefixes",
+              "--layers", "2", "--hidden", "16", "--embedding", "8", "--dropout", "0", "--epochs", "3")
+    lm = rnnlab.load(out)
+    fed = []
+    forward = lm.model.forward
+
+    def counting(ids, *args, **kwargs):
+        fed.append(ids.shape[1])
+        return forward(ids, *args, **kwargs)
+
+    lm.model.forward = counting
+    sample = lm.sample("the cat", length=40, temperature=0, unknown="replace")[0]
+    prompt_ids, _ = lm._prompt_ids("the cat", "replace")
+    assert sum(fed) == len(prompt_ids) + 40 - 1, fed  # quadratic re-reading fed ~40 * 40 / 2
+    lm.model.forward = forward
+    row = list(prompt_ids)
+    with torch.inference_mode():
+        for _ in range(40):
+            logits, _ = lm.model(torch.tensor([row]))
+            row.append(int(logits[0].argmax()))
+    assert [lm.tokenizer.token_text(i) for i in row[len(prompt_ids):]] == sample.tokens
