@@ -3,14 +3,13 @@ stop string, whatever the tokenizer, in O(1) per token."""
 
 import time
 
+from conftest import SHARED_DATA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnlab.data.corpus import read_corpus
 from rnnlab.data.tokenizers import BPETokenizer, CharTokenizer, KerasWordTokenizer, WordTokenizer
 from rnnlab.generation.text_stream import TextStream, decode_continuation
-
-from conftest import SHARED_DATA
 
 CHARS = CharTokenizer.train("ab c\n")
 WORDS = WordTokenizer.train('He said "no". Then he ran\nhome, fast. a+b  c')
