@@ -212,7 +212,6 @@ def _train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=No
         tokenizer = build_tokenizer(splits.train, data_cfg)
     if model_cfg is None:
         model_cfg = ModelConfig(**model_opts, vocab_size=tokenizer.vocab_size, output=output, context=context)
-    _check_objective(model_cfg, train_cfg)
 
     if not resume and init_from is None:
         parameters = count_parameters(RNNLanguageModel(model_cfg))["total"]
@@ -316,12 +315,6 @@ def _refuse_other_corpus(saved: dict[str, Any], train_text: str) -> None:
         raise DataError(f"cannot resume: the training text differs from the one this run started on "
                         f"({corpus.get('source', 'unknown source')}, {corpus.get('train_chars')} characters); "
                         f"give the same corpus and --split, or start a new run")
-
-
-def _check_objective(model: ModelConfig, train: TrainConfig) -> None:
-    if model.bidirectional and train.objective == "sequence":
-        raise ConfigError("--bidirectional works with --objective window or prefixes only: with the "
-                          "sequence objective the backward direction would read the tokens it must predict")
 
 
 def _corpus_defaults(model_cfg: ModelConfig, train_cfg: TrainConfig, train_chars: int, parameters: int,

@@ -342,12 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_serve(sub)
 
-    try:
-        from rnnlab.cli_forecast import register
-    except ImportError:
-        register = None
-    if register is not None:
-        register(sub)
+    from rnnlab.cli_forecast import register  # stdlib only at import: pandas is checked where it is used
+
+    register(sub)
     return parser
 
 

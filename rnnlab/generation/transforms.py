@@ -46,7 +46,6 @@ __all__ = [
     "is_greedy",
     "next_token",
     "gumbel_",
-    "log_probs",
 ]
 
 # Top-p compares a running sum of float32 probabilities with p. Exact boundaries (probabilities 0.5 and
@@ -268,12 +267,3 @@ def gumbel_(uniform: Tensor) -> Tensor:
     u is clamped away from 0 first, so the noise is always finite.
     """
     return uniform.clamp_(min=1e-20).log_().neg_().log_().neg_()
-
-
-def log_probs(logits: Tensor) -> Tensor:
-    """log_softmax of the raw (untransformed) logits[B, V] -> [B, V] in at least float32.
-
-    This is the model's own log-probability of each token, which is what a per-token score should
-    report, whatever the sampling transforms did to choose it.
-    """
-    return torch.log_softmax(_at_least_float32(logits), dim=-1)

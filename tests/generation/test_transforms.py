@@ -14,7 +14,6 @@ from rnnlab.generation.transforms import (
     UniformTopK,
     build_chain,
     is_greedy,
-    log_probs,
     next_token,
 )
 
@@ -219,13 +218,3 @@ def test_sampled_frequencies_match_the_transformed_probabilities():
     chain = build_chain(SampleConfig(temperature=2.0, top_p=0.8))
     freqs = torch.bincount(next_token(logits, chain, greedy=False, generator=g), minlength=4).float() / n
     torch.testing.assert_close(freqs, torch.tensor([0.430604, 0.333544, 0.235852, 0.0]), atol=0.012, rtol=0)
-
-
-def test_log_probs_are_of_the_raw_logits():
-    logits = _logits(P4) + 7.0  # a shift changes no probability
-    expected = torch.tensor([P4]).log()
-    torch.testing.assert_close(log_probs(logits), expected, atol=1e-6, rtol=0)
-    assert torch.equal(logits, _logits(P4) + 7.0)  # not mutated
-    half = log_probs(logits.half())
-    assert half.dtype == torch.float32
-    torch.testing.assert_close(half, expected, atol=1e-2, rtol=0)
