@@ -13,8 +13,10 @@ statsforecast's AutoETS and AutoTheta (season 24) on the same series.
 
 rnnlab: `GlobalForecaster` (rnnlab/forecasting/panel.py): one LSTM ensemble trained over windows drawn
 from every series (per-series log + robust scaling, each window normalised by its own mean, a direct
-quantile head for all 48 steps), validated on each series' last 48 training points. "rnnlab" is the
-network alone; "rnnlab_blend" its mean with AutoTheta and AutoETS when that was better on validation.
+quantile head for all 48 steps), validated on each series' last 48 training points, in two variants
+(VARIANTS: as is, and with seasonal differencing). The headline figures are the candidate chosen on
+validation among every variant alone and its equal-weight means with seasonal naive, AutoTheta and
+AutoETS (BLENDS); "network" is that variant's network alone.
 
 Settings are never chosen on Hourly-test.csv. The blend is chosen on validation: each series' last 48
 training points, forecast by the network from before them and by the classical models refitted on the
@@ -53,6 +55,9 @@ SETTINGS = {"log": True, "window_norm": "mean", "lookback": 168, "hidden_size": 
 
 
 CLASSICAL = ("seasonal-naive", "auto-ets", "auto-theta")
+# Network variants trained in every run; the one used is chosen on validation with the blend. "season-diff"
+# makes the network forecast the change from one day to the next: at zero it is seasonal naive.
+VARIANTS = {"plain": {}, "season-diff": {"diff": ["season"]}}
 BLENDS = {  # the network alone, or its equal-weight mean with classical forecasts: chosen on validation
     "network": ("rnnlab",), "network+seasonal-naive": ("rnnlab", "seasonal-naive"),
     "network+theta": ("rnnlab", "auto-theta"), "network+ets+theta": ("rnnlab", "auto-ets", "auto-theta"),
@@ -75,7 +80,7 @@ def classical(kind: str, panel) -> list[np.ndarray]:
 def network(panel, settings: dict, progress: bool) -> tuple[GlobalForecaster, list[np.ndarray], list[np.ndarray]]:
     """The fitted model, its validation forecasts (of each series' last 48 points, from before them) and
     its forecasts of the 48 points after each series."""
-    settings = dict(settings)
+    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
     per_series = settings.pop("windows_per_series", 64)
     model = GlobalForecaster(horizon=HORIZON, progress=progress, windows_per_series=per_series, **settings)
     model.fit(panel)
@@ -115,30 +120,42 @@ def main(argv: list[str] | None = None) -> int:
         forecasts[kind] = classical(kind, train)
         results[kind.replace("-", "_")] = scores(forecasts[kind], actuals, insamples)
         seconds[kind] = round(time.process_time() - t0, 1)
-    t0 = time.process_time()
-    model, validation, forecasts["rnnlab"] = network(train, settings, args.progress)
-    seconds["rnnlab"] = round(time.process_time() - t0, 1)
-    results["rnnlab"] = scores(forecasts["rnnlab"], actuals, insamples)
-    # The blend is decided on validation (each series' last 48 training points), never on the scored points:
-    # the classical models are refitted on the rows cut by 48 and compared with the network's validation.
+    # Each network variant is trained once; which variant, and which blend, is decided on validation (each
+    # series' last 48 training points), never on the scored points: the classical models are refitted on
+    # the rows cut by 48 and compared with the networks' forecasts of those points from before them.
+    val_forecasts, models = {}, {}
+    for variant, changes in VARIANTS.items():
+        t0 = time.process_time()
+        key = f"rnnlab:{variant}"
+        models[key], val_forecasts[key], forecasts[key] = network(train, {**settings, **changes}, args.progress)
+        seconds[key] = round(time.process_time() - t0, 1)
+        results[key] = scores(forecasts[key], actuals, insamples)
     t0 = time.process_time()
     cut = [s.until(len(s) - HORIZON) for s in train]
     tails = [s.values[-HORIZON:, 0] for s in train]
-    val_forecasts = {"rnnlab": validation, **{kind: classical(kind, cut) for kind in CLASSICAL}}
+    val_forecasts.update({kind: classical(kind, cut) for kind in CLASSICAL})
     cut_insamples = [s.values[:, 0] for s in cut]
-    val_scores = {}
-    for name, members in BLENDS.items():
-        mean = [np.mean(group, axis=0) for group in zip(*(val_forecasts[k] for k in members))]
-        val_scores[name] = scores(mean, tails, cut_insamples)
+    val_scores, candidates = {}, {}
+    for variant in VARIANTS:
+        for name, members in BLENDS.items():
+            members = tuple(f"rnnlab:{variant}" if m == "rnnlab" else m for m in members)
+            key = f"{variant}:{name}"
+            candidates[key] = members
+            mean = [np.mean(group, axis=0) for group in zip(*(val_forecasts[k] for k in members))]
+            val_scores[key] = scores(mean, tails, cut_insamples)
     blend = min(val_scores, key=lambda k: val_scores[k]["owa"])
-    members = BLENDS[blend]
+    members = candidates[blend]
     blended = [np.mean(group, axis=0) for group in zip(*(forecasts[k] for k in members))]
     results["rnnlab_blend"] = scores(blended, actuals, insamples)
+    results["rnnlab"] = results[members[0]]
+    model = models[members[0]]
     seconds["blend_validation"] = round(time.process_time() - t0, 1)
     summary = {"benchmark": "m4-hourly", "split": "dev (last 48 training points)" if args.dev else "test",
                "series": len(train), "horizon": HORIZON, **results["rnnlab_blend"],
-               "network": results["rnnlab"], "blend": blend, "validation": val_scores,
+               "network": results["rnnlab"], "networks": {k: v for k, v in results.items() if k.startswith("rnnlab:")},
+               "blend": blend, "validation": val_scores,
                "baselines": {k: v for k, v in results.items() if not k.startswith("rnnlab")},
+               "variants": VARIANTS,
                "published": PUBLISHED, "settings": settings,
                "fitted": {k: v for k, v in model.fitted_config.to_dict().items()
                           if k in ("lookback", "batch_size", "epochs", "val_size", "season_profile")},
