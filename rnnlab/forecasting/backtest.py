@@ -61,11 +61,11 @@ class BacktestResult:
         return pd.concat(parts)
 
 
-def backtest(forecaster: Any, series: Any, horizon: int | None = None, origins: int = 3, step: int | None = None,
-             refit: bool = True) -> BacktestResult:
-    """Evaluate `forecaster` (left unfitted: clones are fitted) at `origins` rolling origins."""
-    series = as_series(series)
-    # `is None`, not `or`: a 0 given is an error, never silently the default
+def _origins_plan(forecaster: Any, horizon: int | None, origins: int, step: int | None) -> tuple[int, int]:
+    """The horizon and step of a rolling-origin backtest, the forecaster's horizon and H being the defaults.
+
+    `is None`, not `or`: a 0 given is an error, never silently the default.
+    """
     horizon = forecaster.horizon if horizon is None else horizon
     if horizon is None or horizon <= 0:
         raise ConfigError(f"--horizon must be a positive number of steps (got {horizon})")
@@ -74,6 +74,14 @@ def backtest(forecaster: Any, series: Any, horizon: int | None = None, origins: 
     step = horizon if step is None else step
     if step < 1:
         raise ConfigError(f"--step must be at least 1 (got {step})")
+    return horizon, step
+
+
+def backtest(forecaster: Any, series: Any, horizon: int | None = None, origins: int = 3, step: int | None = None,
+             refit: bool = True) -> BacktestResult:
+    """Evaluate `forecaster` (left unfitted: clones are fitted) at `origins` rolling origins."""
+    series = as_series(series)
+    horizon, step = _origins_plan(forecaster, horizon, origins, step)
     cuts = [len(series) - horizon - step * (origins - 1 - k) for k in range(origins)]
     if cuts[0] < 2:
         raise DataError(f"the series has {len(series)} points: too short for {origins} origins of "
@@ -117,14 +125,7 @@ def backtest_panel(forecaster: Any, panel: Any, horizon: int | None = None, orig
     from rnnlab.forecasting.panel import as_panel
 
     panel = as_panel(panel)
-    horizon = forecaster.horizon if horizon is None else horizon
-    if horizon is None or horizon <= 0:
-        raise ConfigError(f"--horizon must be a positive number of steps (got {horizon})")
-    if origins < 1:
-        raise ConfigError(f"--origins must be at least 1 (got {origins})")
-    step = horizon if step is None else step
-    if step < 1:
-        raise ConfigError(f"--step must be at least 1 (got {step})")
+    horizon, step = _origins_plan(forecaster, horizon, origins, step)
     shortest = min(panel, key=len)
     if len(shortest) - horizon - step * (origins - 1) < 2:
         raise DataError(f"series {shortest.name!r} has {len(shortest)} points: too short for {origins} origins of "
