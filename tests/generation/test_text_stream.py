@@ -16,10 +16,12 @@ WORDS = WordTokenizer.train('He said "no". Then he ran\nhome, fast. a+b  c')
 
 
 def expected(text: str, stops: list[str], include: bool) -> str:
-    hits = [(text.index(s), -len(s), s) for s in stops if s in text]
+    """What a stream that cannot look ahead must give: it stops where a stop string first ends (of two that
+    end there, the one that starts first), so " " stops " a" before " a" can complete."""
+    hits = [(text.index(s) + len(s), text.index(s), s) for s in stops if s in text]
     if not hits:
         return text
-    at, _, stop = min(hits)
+    _, at, stop = min(hits)
     return text[:at + len(stop)] if include else text[:at]
 
 
