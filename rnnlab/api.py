@@ -214,7 +214,8 @@ def _train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=No
         model_cfg = ModelConfig(**model_opts, vocab_size=tokenizer.vocab_size, output=output, context=context)
 
     if not resume and init_from is None:
-        parameters = count_parameters(RNNLanguageModel(model_cfg))["total"]
+        with torch.device("meta"):  # counted, not allocated: the real model is built once, below
+            parameters = count_parameters(RNNLanguageModel(model_cfg))["total"]
         model_cfg, train_cfg = _corpus_defaults(model_cfg, train_cfg, len(splits.train), parameters, options)
     train_data, train_tokens = objective.encode(tokenizer, splits.train)
     valid_data, valid_tokens = objective.encode(tokenizer, splits.valid)
