@@ -11,6 +11,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from rnnlab.data.batching import Stream, as_ids, gather, lanes_view, stream_length
+
 # Tokens read, unscored, before each evaluation row after the first: a char LSTM's useful memory is a
 # few hundred characters, so rows cut from one stream then score as one long row would.
 _WARMUP = 256
@@ -34,9 +36,10 @@ def summarize(total_nats: float, n_tokens: int, n_correct: int, n_chars: float) 
 
 
 @torch.inference_mode()
-def evaluate_ids(model, ids: torch.Tensor, chars_per_token: float, device: torch.device,
+def evaluate_ids(model, ids: Stream, chars_per_token: float, device: torch.device,
                  batch_size: int = 16, seq_len: int = 256, window: int | None = None) -> dict[str, float]:
-    """Score every predictable token of `ids` (a 1-D stream).
+    """Score every predictable token of `ids` (a 1-D stream: a tensor, or a numpy array / memmap of any
+    integer dtype, read a batch at a time and never converted whole).
 
     Sequence models read the stream as `batch_size` parallel rows carrying state (rows shrink for short
     texts so every token is scored once); window models ("last" output) score each token from the
@@ -53,22 +56,24 @@ def evaluate_ids(model, ids: torch.Tensor, chars_per_token: float, device: torch
 
 
 def _evaluate_sequence(model, ids, chars_per_token, device, batch_size, seq_len):
-    n = ids.numel() - 1
+    n = stream_length(ids) - 1
     # Rows of at least ~1,000 tokens, each warmed up on the tokens before it (see _warm_state).
     rows = max(1, min(batch_size, n // max(seq_len, 1024)))
     row_len = n // rows
-    inputs = ids[:rows * row_len].view(rows, row_len)
-    targets = ids[1:rows * row_len + 1].view(rows, row_len)
+    inputs = lanes_view(ids, 0, rows, row_len)  # [rows, row_len] views of the stream
+    targets = lanes_view(ids, 1, rows, row_len)
     totals = [0.0, 0, 0]  # nats, tokens, correct
     state = _warm_state(model, ids, rows, row_len, device)
     for lo in range(0, row_len, seq_len):
-        state = _score(model, inputs[:, lo:lo + seq_len], targets[:, lo:lo + seq_len], state, device, totals)
+        state = _score(model, as_ids(inputs[:, lo:lo + seq_len]), as_ids(targets[:, lo:lo + seq_len]), state,
+                       device, totals)
     tail = n - rows * row_len
     if tail:
         # The last row ends where the tail begins, so its state carries straight on into it.
         last = tuple(s[:, -1:].contiguous() for s in state) if isinstance(state, tuple) \
             else state[:, -1:].contiguous()
-        _score(model, ids[rows * row_len:n][None], ids[rows * row_len + 1:][None], last, device, totals)
+        _score(model, as_ids(ids[rows * row_len:n])[None], as_ids(ids[rows * row_len + 1:])[None], last, device,
+               totals)
     total, count, correct = totals
     return summarize(total, count, correct, count * chars_per_token)
 
@@ -81,7 +86,7 @@ def _warm_state(model, ids, rows: int, row_len: int, device):
         return None
     w = min(_WARMUP, row_len)
     starts = torch.arange(1, rows) * row_len
-    _, warm = model(ids[starts[:, None] - w + torch.arange(w)].to(device))  # rows 1.. [L, rows - 1, H]
+    _, warm = model(gather(ids, starts[:, None] - w + torch.arange(w)).to(device))  # rows 1.. [L, rows - 1, H]
 
     def with_empty_row(s: torch.Tensor) -> torch.Tensor:
         return torch.cat([torch.zeros_like(s[:, :1]), s], dim=1)
@@ -100,12 +105,12 @@ def _score(model, inputs, targets, state, device, totals):
 
 
 def _evaluate_windows(model, ids, chars_per_token, device, window, batch_size):
-    starts = torch.arange(0, ids.numel() - window)
+    count = stream_length(ids) - window  # windows start at 0 .. count - 1
     offsets = torch.arange(window)
     totals = [0.0, 0, 0]  # nats, tokens, correct
-    for lo in range(0, starts.numel(), batch_size):
-        s = starts[lo:lo + batch_size]
-        _score(model, ids[s[:, None] + offsets], ids[s + window], None, device, totals)
+    for lo in range(0, count, batch_size):
+        s = torch.arange(lo, min(lo + batch_size, count))  # this batch's starts only, never all of them
+        _score(model, gather(ids, s[:, None] + offsets), gather(ids, s + window), None, device, totals)
     total, count, correct = totals
     return summarize(total, count, correct, count * chars_per_token)
 

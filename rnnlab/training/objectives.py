@@ -57,8 +57,8 @@ class SequenceObjective(Objective):
         return torch.tensor(tokenizer.start_ids() + ids, dtype=torch.long), len(ids)
 
     def batches(self, data: torch.Tensor, train: TrainConfig, rank: int = 0, world_size: int = 1):
-        return batching.SequenceBatches(batching.shard(data, rank, world_size), train.batch_size, train.seq_len,
-                                        seed=train.seed)
+        return batching.SequenceBatches(data, train.batch_size, train.seq_len, seed=train.seed, rank=rank,
+                                        world_size=world_size)
 
     def evaluate(self, model, data, chars_per_token, device, batch_size=16, seq_len=256, context=None):
         return evaluate_ids(model, data, chars_per_token, device, batch_size=batch_size, seq_len=seq_len)
@@ -71,8 +71,8 @@ class WindowObjective(Objective):
         return train.window
 
     def batches(self, data: torch.Tensor, train: TrainConfig, rank: int = 0, world_size: int = 1):
-        return batching.WindowBatches(batching.shard(data, rank, world_size), train.batch_size, train.window,
-                                      train.stride, seed=train.seed)
+        return batching.WindowBatches(data, train.batch_size, train.window, train.stride, seed=train.seed,
+                                      rank=rank, world_size=world_size)
 
     def evaluate(self, model, data, chars_per_token, device, batch_size=16, seq_len=256, context=None):
         return evaluate_ids(model, data, chars_per_token, device, batch_size=batch_size, window=context)
@@ -86,7 +86,7 @@ class PrefixObjective(Objective):
         return lines, sum(len(line) for line in lines)
 
     def batches(self, data: list[list[int]], train: TrainConfig, rank: int = 0, world_size: int = 1):
-        return batching.PrefixBatches(data, train.batch_size, seed=train.seed)
+        return batching.PrefixBatches(data, train.batch_size, seed=train.seed, rank=rank, world_size=world_size)
 
     def evaluate(self, model, data, chars_per_token, device, batch_size=16, seq_len=256, context=None):
         # One token per prefix is scored and counted as one character (the Keras tutorials' accuracy).
