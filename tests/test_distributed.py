@@ -64,7 +64,7 @@ def test_torchrun_two_ranks_train_one_model(tmp_path, small_corpus, cell):
          "--embedding", "8", "--cell", cell, "--seq-len", "16", "--batch-size", "4", "--max-steps", "30", "--eval-every", "10",
          "--no-progress", "--sample-every", "0"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=240)
     assert result.returncode == 0, result.stderr[-2000:]
-    # Each rank trained on its own shard (and its own dropout draws): only averaged gradients keep the
+    # Each rank trained on its own lanes (and its own dropout draws): only averaged gradients keep the
     # two copies equal, and they did move.
     rank0, rank1 = (_weights_before_and_after(ranks / f"rank{r}.safetensors") for r in (0, 1))
     assert rank0["after"].keys() == rank1["after"].keys()
@@ -77,3 +77,44 @@ def test_torchrun_two_ranks_train_one_model(tmp_path, small_corpus, cell):
     assert records[-1]["val_loss"] < records[0]["val_loss"]
     lm = rnnlab.load(out)
     assert lm.generate("The", length=5, seed=0).startswith("The")
+
+
+# Small, dropout-free settings under which one process and N ranks compute the same steps (AR and TAR
+# on, gradients clipped: both must average as the one process's do).
+EQUAL_RUN = ["--hidden", "16", "--layers", "1", "--embedding", "8", "--seq-len", "16", "--dropout", "0",
+             "--embed-dropout", "0", "--max-steps", "6", "--eval-every", "100", "--no-progress", "--sample-every", "0",
+             "--seed", "3"]
+OBJECTIVE_RUN = {"sequence": ["--ar", "2", "--tar", "1", "--clip", "0.5"],
+                 "window": ["--objective", "window", "--window", "12", "--stride", "5"]}
+
+
+def _spied_run(tmp_path: Path, name: str, launcher: list[str], corpus: Path, args: list[str]) -> dict:
+    """Train under `launcher` with the spy; every rank's weights after the loop, by rank."""
+    ranks = tmp_path / name
+    ranks.mkdir()
+    spy = tmp_path / "spy.py"
+    spy.write_text(SPY, encoding="utf-8")
+    # RANK for the spy's file name; without WORLD_SIZE rnnlab runs as a single process.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "RANK": "0"}
+    env.pop("WORLD_SIZE", None)
+    result = subprocess.run([*launcher, str(spy), str(ranks), "train", str(corpus), "-o", str(tmp_path / f"{name}.model"),
+                             *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return {int(p.stem[4:]): _weights_before_and_after(p)["after"] for p in ranks.glob("rank*.safetensors")}
+
+
+@pytest.mark.parametrize("objective", ["sequence", "window"])
+def test_two_ranks_of_batch_b_train_the_weights_one_process_of_batch_2b_does(tmp_path, small_corpus, objective):
+    """The test that says DDP is right: rank r reads lanes r*B..(r+1)*B-1 of the one process's batch
+    (batching.py) and DDP averages the ranks' gradients, so K steps give the same weights (fp32 rounding
+    apart). It fails when wrap() returns None (no averaging) and with the old contiguous 1/N shards."""
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
+    args = EQUAL_RUN + OBJECTIVE_RUN[objective]
+    ddp = _spied_run(tmp_path, "ddp", [torchrun, "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+                                       "--master_port", str(free_port())], small_corpus, [*args, "--batch-size", "4"])
+    one = _spied_run(tmp_path, "one", [sys.executable], small_corpus, [*args, "--batch-size", "8"])[0]
+    assert sorted(ddp) == [0, 1] and ddp[0].keys() == one.keys()
+    for rank in (0, 1):
+        for name, weight in one.items():
+            assert torch.allclose(ddp[rank][name], weight, rtol=0, atol=1e-5), \
+                (rank, name, float((ddp[rank][name] - weight).abs().max()))
