@@ -1,10 +1,33 @@
 """Data-parallel training under `torchrun`: a few explicit lines around the one training loop.
 
-    torchrun --nproc_per_node 2 -m rnnlab train CORPUS -o MODEL_DIR ...
+    torchrun --nproc_per_node N -m rnnlab train CORPUS_OR_TOKENS -o MODEL_DIR --batch-size B ...
 
-torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; each rank reads its own contiguous shard of the token
-stream, DistributedDataParallel averages gradients in backward, and only rank 0 writes files or prints.
-No home-made launcher: without those variables this is a single-process run.
+torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; DistributedDataParallel averages gradients in backward,
+and only rank 0 writes files or prints. No home-made launcher: without those variables this is a
+single-process run.
+
+How the data is laid out (data/batching.py): N ranks with --batch-size B each see exactly what ONE process
+with --batch-size N*B sees. For the sequence objective every rank cuts the whole stream into the same N*B
+truncated-BPTT lanes (same row length, same per-epoch offset, same number of steps) and rank r reads lanes
+r*B .. (r+1)*B-1, views into the stream (a token store's memory map is shared through the page cache, not
+copied per rank). For the window and prefix objectives every rank draws the same shuffled order, cuts it
+into global batches of N*B and takes the r-th B-slice of each; an incomplete last global batch is dropped
+under DDP, so no rank gets an empty or shorter batch. With equal per-rank batches the average of the ranks'
+mean gradients is the one process's mean gradient, so (dropout 0) the weights after K steps equal the one
+process's to fp32 rounding: tests/test_distributed.py checks it. The learning rate is not scaled: N ranks of
+B train like one process of N*B, and its --lr is the one to give.
+
+Multi-node is torchrun's own rendezvous, started once on every node with the same arguments:
+
+    torchrun --nnodes M --nproc_per_node N --rdzv-backend c10d --rdzv-endpoint HOST:PORT \
+        -m rnnlab train TOKENS_DIR -o MODEL_DIR --batch-size B ...
+
+HOST:PORT is a reachable address of one of the nodes (M*N ranks in all, each with batch B: the one
+process it matches has batch M*N*B). Every rank reads the training data itself, so every node needs it at
+the same path, on its local disk or on shared storage: run `rnnlab prepare CORPUS -o TOKENS_DIR` on each
+node (or once on shared storage) and train from TOKENS_DIR. `rnnlab train CORPUS` builds the store under
+MODEL_DIR on global rank 0 and the other ranks then open it there, and `--resume` reads MODEL_DIR's
+checkpoint on every rank: both need MODEL_DIR on shared storage. Only global rank 0 writes MODEL_DIR.
 """
 
 from __future__ import annotations
