@@ -47,7 +47,13 @@ class RNNLanguageModel(nn.Module):
         self.config = config
         V, E, H = config.vocab_size, config.embedding_size, config.hidden_size
         if config.input == "embedding":
-            self.embedding = nn.Embedding(V, E)
+            # nn.Embedding's own initialisation (a normal draw that _init_weights then replaces) is kept on
+            # real devices, so a seed still gives the weights it always gave, and skipped on the meta device
+            # (parameter counts): a meta tensor's normal_ runs torch's Python reference, whose first call
+            # imports torch._dynamo, about 70 MB resident for the rest of the run.
+            self.embedding = nn.Embedding(V, E, _weight=torch.empty(V, E))
+            if self.embedding.weight.device.type != "meta":
+                nn.init.normal_(self.embedding.weight)
             input_size = E
         else:
             self.embedding = None
