@@ -23,9 +23,10 @@ import torch
 
 from rnnlab import _io
 from rnnlab.config import MIN_CELLS, DataConfig, ModelConfig, SampleConfig, TrainConfig, flag_of
+from rnnlab.data import token_store
 from rnnlab.data.corpus import check_encoding, read_corpus, split_text
 from rnnlab.data.registry import resolve_corpus
-from rnnlab.data.tokenizers import Tokenizer, build_tokenizer, load_tokenizer, save_tokenizer
+from rnnlab.data.tokenizers import CharTokenizer, Tokenizer, build_tokenizer, load_tokenizer, save_tokenizer
 from rnnlab.errors import ConfigError, DataError, ModelDirError
 from rnnlab.generation.decoder import decode, prime
 from rnnlab.generation.text_stream import TextStream, decode_continuation
@@ -38,6 +39,7 @@ from rnnlab.training.objectives import Objective, objective_of
 from rnnlab.training.seeding import pick_device, seed_everything
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "pretrained" / "default"
+STORE_DIR = "tokens"  # where `train CORPUS` keeps the corpus's token store, inside the model directory
 Log = Callable[[str], None]
 
 _MODEL_FIELDS = {f.name for f in fields(ModelConfig)} - {"vocab_size", "output"}
@@ -127,6 +129,87 @@ def _check_overwrite(out_dir: Path, overwrite: bool) -> None:
         raise ModelDirError(f"{out_dir} {what}; refusing to overwrite it (choose another -o)")
 
 
+@dataclass
+class _TrainingData:
+    """What a run trains and validates on (as its objective reads it), and what config.json records of it."""
+
+    tokenizer: Tokenizer
+    data_cfg: DataConfig
+    train: Any
+    valid: Any
+    train_tokens: int
+    valid_tokens: int
+    train_chars: int
+    valid_chars: int
+    test_chars: int
+    train_sha256: str
+    source: str
+
+
+def _training_data(corpus, out_dir: Path, objective: Objective, data_cfg: DataConfig, data_opts: dict,
+                   tokenizer: Tokenizer | None, extend: bool, env, *, val_file, test_file, data_dir,
+                   log: Log) -> _TrainingData:
+    """The run's data. Stream objectives read a token store: the one given as the corpus, or one built in
+    MODEL_DIR/tokens from the text (reused when the files and settings are the same), so small and large
+    corpora take the same path. The prefix objective reads lines, so it reads the text itself.
+    `tokenizer` (a resumed run's, or the base model's when fine-tuning) is used instead of building one;
+    `extend` lets a char vocabulary grow by the new corpus's characters."""
+    if objective.name == "prefixes" and not token_store.is_token_store(corpus):
+        return _text_data(corpus, data_cfg, tokenizer, extend, objective, val_file, test_file, data_dir)
+    if token_store.is_token_store(corpus):
+        if val_file is not None or test_file is not None:
+            raise ConfigError("--val-file and --test-file belong to `rnnlab prepare` when training on a token "
+                              "store: its splits are fixed when it is built")
+        store = token_store.open_store(corpus)
+        _refuse_store_settings(store, data_opts)
+        if tokenizer is not None and store.tokenizer != tokenizer:
+            raise DataError(f"the token store {corpus} was prepared with another tokenizer than this run's; "
+                            f"prepare it with --tokenizer MODEL_DIR/tokenizer.json")
+    else:
+        where = out_dir / STORE_DIR
+        if env.is_main:
+            store = token_store.prepare_or_reuse(corpus, where, data_cfg, tokenizer=tokenizer, extend=extend,
+                                                 val_file=val_file, test_file=test_file, data_dir=data_dir)
+        distributed.barrier(env)  # the other ranks open the store rank 0 has built
+        if not env.is_main:
+            store = token_store.open_store(where)
+    train, train_tokens = objective.from_store(store, "train")
+    valid, valid_tokens = objective.from_store(store, "valid")
+    return _TrainingData(store.tokenizer, store.data_config, train, valid, train_tokens, valid_tokens,
+                         store.chars("train"), store.chars("valid"), store.chars("test"),
+                         store.meta["train_sha256"], str(corpus))
+
+
+def _text_data(corpus, data_cfg: DataConfig, tokenizer: Tokenizer | None, extend: bool, objective: Objective,
+               val_file, test_file, data_dir) -> _TrainingData:
+    splits = load_corpus_splits(corpus, data_cfg, val_file, test_file, data_dir)
+    if tokenizer is None:
+        tokenizer = build_tokenizer(splits.train, data_cfg)
+    elif extend and isinstance(tokenizer, CharTokenizer):
+        tokenizer = tokenizer.extend(tokenizer.unknown_items(splits.train))
+    train, train_tokens = objective.encode(tokenizer, splits.train)
+    valid, valid_tokens = objective.encode(tokenizer, splits.valid)
+    return _TrainingData(tokenizer, data_cfg, train, valid, train_tokens, valid_tokens, len(splits.train),
+                         len(splits.valid), len(splits.test),
+                         hashlib.sha256(splits.train.encode("utf-8")).hexdigest(), splits.source)
+
+
+def _refuse_store_settings(store: token_store.TokenStore, data_opts: dict) -> None:
+    """Data settings given with a token store must be the ones it was prepared with."""
+    prepared = store.data_config
+    changed = [f"{flag_of(DataConfig, name)}: prepared with {getattr(prepared, name)!r}, given {value!r}"
+               for name, value in data_opts.items()
+               if (tuple(value) if isinstance(value, list) else value) != getattr(prepared, name)]
+    if changed:
+        raise ConfigError(f"the token store {store.path} fixes how its text was read and tokenized; cannot "
+                          f"change {'; '.join(changed)} (prepare another store)")
+
+
+def _run_entries(out_dir: Path) -> list[Path]:
+    """What `out_dir` holds besides its token store (the corpus's tokens are data, not a run)."""
+    return [p for p in modeldir.entries(out_dir) if p.name != STORE_DIR]
+
+
 def _prepare_output(out_dir: Path, overwrite: bool, resume: bool, is_main: bool) -> None:
     if resume:
         if not (out_dir / ckpt.CONFIG).is_file():
@@ -134,7 +217,7 @@ def _prepare_output(out_dir: Path, overwrite: bool, resume: bool, is_main: bool)
         return
     if out_dir.exists() and not out_dir.is_dir():
         raise ModelDirError(f"{out_dir} exists and is not a directory")
-    if out_dir.exists() and modeldir.entries(out_dir):
+    if out_dir.exists() and _run_entries(out_dir):
         # The old run's files are replaced only at the new run's first write (see start_run_files).
         _check_overwrite(out_dir, overwrite)
     if is_main:
@@ -150,8 +233,14 @@ def train(corpus: str | os.PathLike, out_dir: str | os.PathLike, **kwargs: Any) 
     out_dir = Path(out_dir)
     if not distributed.from_environment().is_main:
         return _train(corpus, out_dir, **kwargs)
+    created = not out_dir.exists()
     with modeldir.exclusive_run(out_dir):
-        return _train(corpus, out_dir, **kwargs)
+        try:
+            return _train(corpus, out_dir, **kwargs)
+        except BaseException:
+            if created and not (out_dir / ckpt.CONFIG).exists():  # no run began: leave no trace
+                token_store.remove_store(out_dir / STORE_DIR)
+            raise
 
 
 def _train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=None, test_file=None,
@@ -189,36 +278,34 @@ def _train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=No
     output, context = objective.output, objective.context(train_cfg)
     if model_cfg is None:
         ModelConfig(**model_opts, vocab_size=1, output=output, context=context)  # fail before any work
-    if not resume and out_dir.exists() and out_dir.is_dir() and modeldir.entries(out_dir):
-        _check_overwrite(out_dir, overwrite)
+    _prepare_output(out_dir, overwrite, resume, env.is_main)
 
-    splits = load_corpus_splits(corpus, data_cfg, val_file, test_file, data_dir)
+    base = load(init_from, device="cpu") if init_from is not None and not resume else None
+    if base is not None and base.data_config is not None:
+        # The new corpus is read as this run says; it is tokenized as the base model was.
+        data_cfg = base.data_config.replace(split=data_cfg.split, encoding=data_cfg.encoding,
+                                            errors=data_cfg.errors, keep_header=data_cfg.keep_header)
+    saved_tokenizer = load_tokenizer(out_dir / ckpt.TOKENIZER) if resume else None
+    known = saved_tokenizer or (base.tokenizer if base is not None else None)
+    data = _training_data(corpus, out_dir, objective, data_cfg, data_opts, known, base is not None, env,
+                          val_file=val_file, test_file=test_file, data_dir=data_dir, log=log)
     if resume:
-        _refuse_other_corpus(saved, splits.train)
-    base = None
-    if resume:
-        tokenizer = load_tokenizer(out_dir / ckpt.TOKENIZER)
-    elif init_from is not None:
-        base = load(init_from, device="cpu")
-        tokenizer, base = _adapt_for_finetuning(base, splits.train, log)
-        if base.data_config is not None:
-            # The new corpus is read as this run says; it is tokenized as the base model was.
-            data_cfg = base.data_config.replace(split=data_cfg.split, encoding=data_cfg.encoding,
-                                                errors=data_cfg.errors, keep_header=data_cfg.keep_header)
+        _refuse_other_corpus(saved, data.train_sha256)
+    tokenizer, data_cfg = data.tokenizer, data.data_cfg
+    if base is not None:
+        base = _adapt_for_finetuning(base, tokenizer, log)
         model_cfg = base.model.config.replace(output=output, context=context)
         # Regularisation may change for the new text; the architecture may not.
         model_cfg = model_cfg.replace(**{k: v for k, v in model_opts.items() if k in _REGULARISATION_FIELDS})
-    else:
-        tokenizer = build_tokenizer(splits.train, data_cfg)
     if model_cfg is None:
         model_cfg = ModelConfig(**model_opts, vocab_size=tokenizer.vocab_size, output=output, context=context)
 
     if not resume and init_from is None:
         with torch.device("meta"):  # counted, not allocated: the real model is built once, below
             parameters = count_parameters(RNNLanguageModel(model_cfg))["total"]
-        model_cfg, train_cfg = _corpus_defaults(model_cfg, train_cfg, len(splits.train), parameters, options)
-    train_data, train_tokens = objective.encode(tokenizer, splits.train)
-    valid_data, valid_tokens = objective.encode(tokenizer, splits.valid)
+        model_cfg, train_cfg = _corpus_defaults(model_cfg, train_cfg, data.train_chars, parameters, options)
+    train_data, train_tokens = data.train, data.train_tokens
+    valid_data, valid_tokens = data.valid, data.valid_tokens
     if valid_tokens < 2:
         raise DataError("the validation text is empty or shorter than two tokens; give --val-file or a "
                         "larger validation share with --split")
@@ -236,10 +323,9 @@ def _train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=No
         log(_format_settings(model_cfg, train_cfg, tokenizer, train_tokens, count_parameters(model)["total"],
                              device))
 
-    _prepare_output(out_dir, overwrite, resume, env.is_main)
     distributed.barrier(env)
-    corpus_facts = {"source": splits.source, **_train_fingerprint(splits.train),
-                    "valid_chars": len(splits.valid), "test_chars": len(splits.test),
+    corpus_facts = {"source": data.source, "train_sha256": data.train_sha256, "train_chars": data.train_chars,
+                    "valid_chars": data.valid_chars, "test_chars": data.test_chars,
                     "train_tokens": train_tokens, "valid_tokens": valid_tokens}
 
     def start_run_files() -> None:
@@ -253,7 +339,7 @@ def _train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=No
     if env.is_main and resume:
         ckpt.write_config(out_dir, model_cfg, data_cfg, train_cfg, {"corpus": corpus_facts})
 
-    chars_per_token = len(splits.valid) / max(valid_tokens, 1)
+    chars_per_token = data.valid_chars / max(valid_tokens, 1)
 
     def evaluate() -> dict[str, Any]:
         return objective.evaluate(model, valid_data, chars_per_token, device, seq_len=train_cfg.seq_len,
@@ -301,18 +387,13 @@ def _refuse_changed_settings(saved: dict[str, Any], model_opts: dict, data_opts:
                           f"{'; '.join(changed)}")
 
 
-def _train_fingerprint(train_text: str) -> dict[str, Any]:
-    """What identifies the training text, so a resume on another corpus is refused."""
-    return {"train_sha256": hashlib.sha256(train_text.encode("utf-8")).hexdigest(),
-            "train_chars": len(train_text)}
-
-
-def _refuse_other_corpus(saved: dict[str, Any], train_text: str) -> None:
+def _refuse_other_corpus(saved: dict[str, Any], train_sha256: str) -> None:
+    """A resume must train on the text its run started on (the sha256 of its UTF-8 bytes)."""
     corpus = saved.get("corpus") or {}
     expected = corpus.get("train_sha256")
     if expected is None:
         return  # a model directory from before fingerprints were stored: nothing to compare
-    if _train_fingerprint(train_text)["train_sha256"] != expected:
+    if train_sha256 != expected:
         raise DataError(f"cannot resume: the training text differs from the one this run started on "
                         f"({corpus.get('source', 'unknown source')}, {corpus.get('train_chars')} characters); "
                         f"give the same corpus and --split, or start a new run")
@@ -359,16 +440,13 @@ def _write_summary(out_dir: Path, result: RunResult, device: torch.device) -> No
         "best": result.best, "last": result.last})
 
 
-def _adapt_for_finetuning(base: LanguageModel, text: str, log: Log) -> tuple[Tokenizer, LanguageModel]:
-    """Char models learn new characters (new rows, old rows untouched); other levels map them to <unk>."""
-    tokenizer = base.tokenizer
-    if tokenizer.kind != "char":
-        return tokenizer, base
-    new_chars = tokenizer.unknown_items(text)
-    if not new_chars:
-        return tokenizer, base
-    extended = tokenizer.extend(new_chars)
-    log(f"extending the vocabulary with {len(new_chars)} new character(s)")
+def _adapt_for_finetuning(base: LanguageModel, tokenizer: Tokenizer, log: Log) -> LanguageModel:
+    """`base` for `tokenizer`: the same model, or, when the new corpus extended its char vocabulary
+    (token_store.prepare's `extend`), one with a row per new character (new rows, old rows untouched)."""
+    if tokenizer == base.tokenizer:
+        return base
+    extended = tokenizer
+    log(f"extending the vocabulary with {extended.vocab_size - base.tokenizer.vocab_size} new character(s)")
     old = base.model
     config = old.config.replace(vocab_size=extended.vocab_size)
     model = RNNLanguageModel(config)
@@ -390,7 +468,7 @@ def _adapt_for_finetuning(base: LanguageModel, text: str, log: Log) -> tuple[Tok
             merged[n_old:] = src.mean(dim=0, keepdim=True)
         new_state[name] = merged
     model.load_state_dict(new_state)
-    return extended, LanguageModel(model, extended, {**base.configs, "model": config}, None, base.device)
+    return LanguageModel(model, extended, {**base.configs, "model": config}, None, base.device)
 
 
 # -------------------------------------------------------------------------------------------- the model

@@ -28,7 +28,12 @@ def _err(line: str) -> None:
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("data")
+    _add_data_options(p)
+    _add_model_and_run_options(p)
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data (set once for a token store, when it is prepared)")
     g.add_argument("--level", choices=["char", "word", "bpe"], help="token level (default char)")
     g.add_argument("--lower", action="store_true", default=None, help="lower-case the text: training text, prompts and evaluation text (any level)")
     g.add_argument("--max-vocab", type=int, dest="max_vocab", help="keep the N most frequent words")
@@ -46,6 +51,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--val-file", help="validation text (instead of a split of CORPUS)")
     g.add_argument("--test-file", help="test text")
     g.add_argument("--data-dir", help="folder that already holds named corpora (or RNNLAB_DATA_DIR)")
+
+
+def _add_model_and_run_options(p: argparse.ArgumentParser) -> None:
     m = p.add_argument_group("model")
     m.add_argument("--cell", choices=["lstm", "gru", "rnn_tanh", "rnn_relu", "mingru", "minlstm"],
                    help="recurrent cell (default lstm); mingru/minlstm: parallel-scan cells in residual blocks")
@@ -138,6 +146,36 @@ def cmd_train(args: argparse.Namespace) -> int:
               data_dir=args.data_dir, resume=args.resume, overwrite=args.overwrite,
               init_from=args.init_from, log=_err, progress=False if args.no_progress else None,
               **options)
+    return 0
+
+
+_DATA_KEYS = ("level", "lower", "max_vocab", "min_count", "vocab_size", "keras_compat", "keep_header", "encoding",
+              "errors", "split")
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from rnnlab.config import DataConfig
+    from rnnlab.data import token_store
+    from rnnlab.data.tokenizers import load_tokenizer
+
+    given = {k: getattr(args, k) for k in _DATA_KEYS if getattr(args, k) is not None}
+    tokenizer = None
+    if args.tokenizer is not None:
+        tokenizer = load_tokenizer(args.tokenizer)
+        if "level" in given and given["level"] != tokenizer.kind:
+            from rnnlab.errors import ConfigError
+
+            raise ConfigError(f"--level {given['level']} contradicts --tokenizer, a {tokenizer.kind} tokenizer")
+        given["level"] = tokenizer.kind
+        given["lower"] = tokenizer.lower
+    store = token_store.prepare(args.corpus, args.output, DataConfig(**given), tokenizer=tokenizer,
+                                val_file=args.val_file, test_file=args.test_file, data_dir=args.data_dir,
+                                overwrite=args.overwrite, log=_err)
+    meta = store.meta
+    print(json.dumps({"path": str(store.path), "tokens": meta["tokens"], "dtype": meta["dtype"],
+                      "vocab_size": meta["vocab_size"],
+                      "splits": {name: {"tokens": store.text_tokens(name), "chars": store.chars(name)}
+                                 for name in meta["splits"]}}, indent=2))
     return 0
 
 
@@ -285,11 +323,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rnnlab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("train", help="train a language model on a text file, folder or named corpus")
-    p.add_argument("corpus", help="text file, folder of .txt files, or a corpus name (see `rnnlab datasets`)")
+    p = sub.add_parser("train", help="train a language model on a text file, folder, named corpus or token store")
+    p.add_argument("corpus", help="text file, folder of .txt files, a corpus name (see `rnnlab datasets`) or a "
+                                  "token store from `rnnlab prepare`")
     p.add_argument("-o", "--output", required=True, help="model directory to write")
     _add_train_options(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("prepare", help="tokenize a corpus once into a memory-mapped token store, for `rnnlab "
+                       "train TOKENS_DIR` (corpora larger than memory)")
+    p.add_argument("corpus", help="text file, folder of .txt files, or a corpus name (see `rnnlab datasets`)")
+    p.add_argument("-o", "--output", required=True, help="token store directory to write")
+    p.add_argument("--tokenizer", help="encode with this tokenizer.json (e.g. MODEL_DIR/tokenizer.json, to "
+                                       "fine-tune that model on the store) instead of building one")
+    p.add_argument("--overwrite", action="store_true", help="replace the token store in TOKENS_DIR")
+    _add_data_options(p)
+    p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("generate", help="generate text from a model (the default model if none is given)")
     p.add_argument("model", nargs="?", default=None, help="model directory, or 'default'")

@@ -134,10 +134,10 @@ def test_corrupt_config_json(trained_model, tmp_path):
 def test_existing_model_directory_is_not_overwritten(trained_model, small_corpus, tmp_path):
     existing = tmp_path / "existing"
     shutil.copytree(trained_model, existing)
-    before = {p.name: p.read_bytes() for p in existing.iterdir()}
+    before = {p.relative_to(existing): p.read_bytes() for p in existing.rglob("*") if p.is_file()}
     assert_one_line_error(run_cli(*tiny_train_args(small_corpus, existing, "--max-steps", "2")),
                           "--overwrite", "--resume")
-    assert {p.name: p.read_bytes() for p in existing.iterdir()} == before
+    assert {p.relative_to(existing): p.read_bytes() for p in existing.rglob("*") if p.is_file()} == before
 
 
 def test_overwrite_refuses_a_folder_that_is_not_a_model(small_corpus, tmp_path):

@@ -45,7 +45,8 @@ def test_new_characters_extend_the_vocabulary_and_keep_the_old_rows(char_model_d
     old_chars = base.tokenizer.chars
     n_old = base.tokenizer.vocab_size
     lines: list[str] = []
-    tokenizer, extended = api._adapt_for_finetuning(base, "Zé, V'ä Zé", lines.append)
+    tokenizer = base.tokenizer.extend(base.tokenizer.unknown_items("Zé, V'ä Zé"))
+    extended = api._adapt_for_finetuning(base, tokenizer, lines.append)
     new = sorted({"Z", "é", "V", "'", "ä"} - set(old_chars))
     assert len(new) >= 3 and lines == [f"extending the vocabulary with {len(new)} new character(s)"]
     assert tokenizer.vocab_size == extended.model.config.vocab_size == n_old + len(new)
@@ -75,8 +76,9 @@ def test_new_characters_extend_the_vocabulary_and_keep_the_old_rows(char_model_d
 
 def test_no_new_characters_leaves_the_model_alone(char_model_dir):
     base = rnnlab.load(char_model_dir)
-    tokenizer, same = api._adapt_for_finetuning(base, "The wolf", lambda line: None)
-    assert tokenizer is base.tokenizer and same is base
+    tokenizer = base.tokenizer.extend(base.tokenizer.unknown_items("The wolf"))
+    assert tokenizer == base.tokenizer
+    assert api._adapt_for_finetuning(base, tokenizer, lambda line: None) is base
 
 
 def test_finetuning_through_the_api_lowers_the_loss_on_the_new_text(char_model_dir, shakespeare, tmp_path):

@@ -1,4 +1,4 @@
-"""Hostile values thrown at every flag of `train`, `generate`, `evaluate`, `predict-next` and
+"""Hostile values thrown at every flag of `train`, `prepare`, `generate`, `evaluate`, `predict-next` and
 `forecast train/predict`, through `main(argv)` in-process on tiny models. Whatever the value, the command
 either succeeds (exit 0) or fails with exactly one line on stderr and exit 2; any other exception fails
 the test. The examples are seeded and bounded (profile "ci", under a minute in all); run many more with
@@ -18,16 +18,13 @@ from pathlib import Path
 
 import pytest
 from conftest import single_thread, tiny_train_args
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnlab.cli import main
 
-settings.register_profile("ci", max_examples=12, deadline=None, derandomize=True,
-                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-settings.register_profile("long", max_examples=500, deadline=None,
-                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-settings.load_profile("ci")
+# The profiles "ci" (the suite's default) and "long" are registered in conftest.py, where
+# --hypothesis-profile finds them.
 
 # Strings a careless or hostile user types where a number, a name or a fraction is expected.
 HOSTILE_TEXT = st.sampled_from(["", " ", "-1", "0", "-0", "1e309", "-1e309", "nan", "inf", "-inf", "1.5",
@@ -92,6 +89,19 @@ def test_train_flags(small_corpus, flag, value, huge, use_huge):
         out = Path(tmp) / "model"
         assert_handled(tiny_train_args(small_corpus, out, "--max-steps", "2", "--eval-every", "2",
                                        "--epochs", "1", flag, value))
+
+
+PREPARE_FLAGS = ["--level", "--max-vocab", "--min-count", "--vocab-size", "--split", "--encoding", "--errors",
+                 "--val-file", "--test-file", "--tokenizer", "--data-dir"]
+
+
+@settings(max_examples=10)
+@given(flag=st.sampled_from(PREPARE_FLAGS), value=VALUES, huge=HUGE_INTEGERS, use_huge=st.booleans())
+def test_prepare_flags(small_corpus, flag, value, huge, use_huge):
+    if use_huge and flag not in {"--max-vocab", "--vocab-size"}:
+        value = huge
+    with tempfile.TemporaryDirectory() as tmp:
+        assert_handled(["prepare", str(small_corpus), "-o", str(Path(tmp) / "tokens"), flag, value])
 
 
 @given(flag=st.sampled_from(["--dynamic-lr", "-k", "--unknown"]), value=VALUES)

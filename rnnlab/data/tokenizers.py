@@ -30,8 +30,11 @@ import re
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from rnnlab import _io
 from rnnlab.config import DataConfig
@@ -91,6 +94,13 @@ class Tokenizer(ABC):
 
     def _replace_hint(self) -> str:
         return f"map them to {UNK}"
+
+    def encode_chunks(self, chunks: Iterable[str]) -> Iterator[np.ndarray]:
+        """The ids of "".join(chunks) (unknown items as <unk>), as consecutive arrays, for texts too large
+        to encode at once. Exact when each chunk ends where a whitespace run begins after a non-space
+        character (corpus.safe_chunks cuts there): no token, word or BPE pre-token spans such a cut."""
+        for chunk in chunks:
+            yield np.asarray(self._encode(chunk), dtype=np.int64)
 
     @abstractmethod
     def _encode(self, text: str) -> list[int]: ...
@@ -170,10 +180,21 @@ class CharTokenizer(Tokenizer):
     def train(cls, text: str, max_vocab: int | None = None, min_count: int = 1,
               lower: bool = False) -> CharTokenizer:
         """Vocabulary of `text`: its distinct characters (the most frequent `max_vocab - 1` ones, if set)."""
-        text = text.lower() if lower else text
+        return cls.train_chunks([text], max_vocab, min_count, lower)
+
+    @classmethod
+    def train_chunks(cls, chunks: Iterable[str], max_vocab: int | None = None, min_count: int = 1,
+                     lower: bool = False) -> CharTokenizer:
+        """`train` on the text "".join(chunks), read one chunk at a time."""
         if max_vocab is None and min_count <= 1:
-            return cls(sorted(set(text)), lower=lower)
-        kept = _ranked(Counter(text), min_count, None if max_vocab is None else max_vocab - 1)
+            seen: set[str] = set()
+            for chunk in chunks:
+                seen.update(chunk.lower() if lower else chunk)
+            return cls(sorted(seen), lower=lower)
+        counts: Counter = Counter()
+        for chunk in chunks:
+            counts.update(chunk.lower() if lower else chunk)
+        kept = _ranked(counts, min_count, None if max_vocab is None else max_vocab - 1)
         return cls(sorted(kept), lower=lower)
 
     @property
@@ -193,6 +214,21 @@ class CharTokenizer(Tokenizer):
     def _encode(self, text: str) -> list[int]:
         lookup = self._ids.get
         return [lookup(c, 0) for c in self.normalize(text)]
+
+    def encode_chunks(self, chunks: Iterable[str]) -> Iterator[np.ndarray]:
+        # A table indexed by code point: the same ids as _encode, two orders of magnitude faster.
+        if getattr(self, "_table", None) is None:
+            table = np.zeros(max(map(ord, self._chars), default=0) + 2, dtype=np.int64)
+            for c, i in self._ids.items():
+                table[ord(c)] = i
+            self._table = table  # its last entry stays 0: every code point beyond the table is <unk>
+        for chunk in chunks:
+            try:
+                points = np.frombuffer(self.normalize(chunk).encode("utf-32-le"), dtype="<u4")
+            except UnicodeEncodeError:  # a lone surrogate: the slow path knows it as <unk>
+                yield np.asarray(self._encode(chunk), dtype=np.int64)
+                continue
+            yield self._table[np.minimum(points, len(self._table) - 1)]
 
     def unknown_items(self, text: str) -> list[str]:
         text = self.normalize(text)
@@ -224,6 +260,11 @@ class CharTokenizer(Tokenizer):
 # A word is letters/digits with inner apostrophes (don't, Mowgli’s); a newline is its own piece; a run
 # of other whitespace is a gap; any other single character (punctuation, underscore) is a piece.
 _PIECES = re.compile(r"[^\W_]+(?:['’][^\W_]+)*|\n|[^\S\n]+|.", re.DOTALL)
+
+
+def _pieces_of(chunks: Iterable[str], lower: bool) -> Iterator[str]:
+    """The word tokenizer's pieces of "".join(chunks): a safe cut is always a piece boundary."""
+    return chain.from_iterable(_PIECES.findall(c.lower() if lower else c) for c in chunks)
 _NO_SPACE_BEFORE = frozenset(".,;:!?)]}”’%…")
 _NO_SPACE_AFTER = frozenset("([{“‘¿¡$#")
 _JOINERS = frozenset("-–—/")
@@ -285,8 +326,14 @@ class WordTokenizer(Tokenizer):
         if keras_compat:
             return KerasWordTokenizer.train(text, num_words=max_vocab, oov_token=oov_token,
                                             lower=True if lower is None else lower)
+        return cls.train_chunks([text], lower=lower, max_vocab=max_vocab, min_count=min_count)
+
+    @classmethod
+    def train_chunks(cls, chunks: Iterable[str], *, lower: bool | None = None, max_vocab: int | None = None,
+                     min_count: int = 1) -> WordTokenizer:
+        """`train` on the text "".join(chunks) (cut as `encode_chunks` says), read one chunk at a time."""
         lower = bool(lower)
-        counts = Counter(cls._stream(text.lower() if lower else text, lambda piece: piece))
+        counts = Counter(cls._stream_pieces(_pieces_of(chunks, lower), lambda piece: piece))
         counts.pop(GLUE, None)  # always in the vocabulary, so it takes no slot of its own
         specials = 2
         kept = _ranked(counts, min_count, None if max_vocab is None else max_vocab - specials)
@@ -308,10 +355,14 @@ class WordTokenizer(Tokenizer):
         `shown(piece)` is what the piece will decode as (itself, or <unk>), so the gap rule sees exactly
         what `decode` will see.
         """
+        return WordTokenizer._stream_pieces(_PIECES.findall(text), shown)
+
+    @staticmethod
+    def _stream_pieces(pieces: Iterable[str], shown: Callable[[str], str]) -> Iterator[str]:
         prev: str | None = None
         pending = ""
         open_marks: set[str] = set()
-        for piece in _PIECES.findall(text):
+        for piece in pieces:
             if _is_gap(piece):
                 pending = piece
                 continue
@@ -328,18 +379,24 @@ class WordTokenizer(Tokenizer):
         return piece if piece in self._ids else UNK
 
     def _encode(self, text: str) -> list[int]:
-        text = self.normalize(text)
+        return list(self._ids_of(self._stream(self.normalize(text), self._shown)))
+
+    def encode_chunks(self, chunks: Iterable[str]) -> Iterator[np.ndarray]:
+        # One stream over all chunks: the spacing rule's state (open quotes) carries across lines.
+        ids = self._ids_of(self._stream_pieces(_pieces_of(chunks, self.lower), self._shown))
+        while block := list(islice(ids, 1 << 20)):
+            yield np.asarray(block, dtype=np.int64)
+
+    def _ids_of(self, tokens: Iterable[str]) -> Iterator[int]:
         ids = self._ids
-        out: list[int] = []
-        for token in self._stream(text, self._shown):
+        for token in tokens:
             i = ids.get(token)
             if i is not None:
-                out.append(i)
+                yield i
             elif _is_gap(token):
-                out.extend(i for i, _ in self._spell_gap(token))
+                yield from (i for i, _ in self._spell_gap(token))
             else:
-                out.append(self.unk_id)
-        return out
+                yield self.unk_id
 
     def _spell_gap(self, run: str) -> Iterator[tuple[int, str]]:
         """(id, text) pieces of a whitespace run never seen whole: longest known runs first, else <unk>.
@@ -442,8 +499,17 @@ class KerasWordTokenizer(WordTokenizer):
     @classmethod
     def train(cls, text: str, *, num_words: int | None = None, oov_token: str | None = None,  # type: ignore[override]
               lower: bool = True, filters: str = KERAS_FILTERS, split: str = " ") -> KerasWordTokenizer:
+        return cls.train_chunks([text], num_words=num_words, oov_token=oov_token, lower=lower, filters=filters,
+                                split=split)
+
+    @classmethod
+    def train_chunks(cls, chunks: Iterable[str], *, num_words: int | None = None,  # type: ignore[override]
+                     oov_token: str | None = None, lower: bool = True, filters: str = KERAS_FILTERS,
+                     split: str = " ") -> KerasWordTokenizer:
         probe = cls([], lower=lower, filters=filters, split=split)
-        counts = Counter(probe.words_of(text))
+        counts: Counter = Counter()
+        for chunk in chunks:
+            counts.update(probe.words_of(chunk))
         words = ([] if oov_token is None else [oov_token]) + [w for w, _ in counts.most_common()]
         return cls(words, num_words=num_words, oov_token=oov_token, lower=lower, filters=filters, split=split)
 
@@ -475,6 +541,9 @@ class KerasWordTokenizer(WordTokenizer):
 
     def _replace_hint(self) -> str:
         return f"map them to {self.oov_token!r}" if self.unk_id is not None else "drop them, as Keras does"
+
+    # Keras' words carry no state from one line to the next: each chunk is encoded alone.
+    encode_chunks = Tokenizer.encode_chunks
 
     def _encode(self, text: str) -> list[int]:
         out = []
@@ -513,6 +582,9 @@ class KerasWordTokenizer(WordTokenizer):
 # ------------------------------------------------------------------------------------------------ bpe
 
 
+_BPE_BATCH = 8  # chunks per encode_batch call: enough for the cores, few enough to bound memory
+
+
 def _hf():
     try:
         import tokenizers
@@ -536,6 +608,12 @@ class BPETokenizer(Tokenizer):
 
     @classmethod
     def train(cls, text: str, vocab_size: int, lower: bool = False) -> BPETokenizer:
+        return cls.train_chunks([text], vocab_size, lower)
+
+    @classmethod
+    def train_chunks(cls, chunks: Iterable[str], vocab_size: int, lower: bool = False) -> BPETokenizer:
+        """`train` on "".join(chunks), streamed into the trainer: pre-tokens never span a safe cut, so the
+        counts, and the merges, are the same as from the whole text."""
         if vocab_size < BYTE_ALPHABET:
             raise ConfigError(f"--vocab-size must be at least {BYTE_ALPHABET} with --level bpe "
                               f"(the byte alphabet alone has {BYTE_ALPHABET} tokens; got {vocab_size})")
@@ -546,7 +624,7 @@ class BPETokenizer(Tokenizer):
         tok.decoder = hf.decoders.ByteLevel()
         trainer = hf.trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False, special_tokens=[],
                                          initial_alphabet=hf.pre_tokenizers.ByteLevel.alphabet())
-        tok.train_from_iterator([text.lower() if lower else text], trainer=trainer, length=1)
+        tok.train_from_iterator((c.lower() if lower else c for c in chunks), trainer=trainer)
         return cls(tok, lower=lower)
 
     @property
@@ -555,6 +633,13 @@ class BPETokenizer(Tokenizer):
 
     def _encode(self, text: str) -> list[int]:
         return self._hf.encode(self.normalize(text), add_special_tokens=False).ids
+
+    def encode_chunks(self, chunks: Iterable[str]) -> Iterator[np.ndarray]:
+        # encode_batch spreads a batch over every core (the library's Rust thread pool).
+        chunks = iter(chunks)
+        while batch := [self.normalize(c) for c in islice(chunks, _BPE_BATCH)]:
+            for encoding in self._hf.encode_batch(batch, add_special_tokens=False):
+                yield np.asarray(encoding.ids, dtype=np.int64)
 
     def unknown_items(self, text: str) -> list[str]:
         return []
@@ -731,16 +816,22 @@ def build_tokenizer(text: str, config: DataConfig) -> Tokenizer:
     """
     if not text:
         raise DataError("cannot build a vocabulary from empty training text")
+    return build_tokenizer_from_chunks([text], config)
+
+
+def build_tokenizer_from_chunks(chunks: Iterable[str], config: DataConfig) -> Tokenizer:
+    """`build_tokenizer` on the text "".join(chunks), read once, a chunk at a time (see encode_chunks)."""
     if config.level == "char":
-        return CharTokenizer.train(text, max_vocab=config.max_vocab, min_count=config.min_count,
-                                   lower=config.lower)
+        return CharTokenizer.train_chunks(chunks, max_vocab=config.max_vocab, min_count=config.min_count,
+                                          lower=config.lower)
     if config.level == "word":
         if config.keras_compat:
             if config.min_count != 1:
                 raise ConfigError("--min-count has no Keras equivalent; leave it at 1 with --keras-compat")
-            return KerasWordTokenizer.train(text, num_words=config.max_vocab)
-        return WordTokenizer.train(text, lower=config.lower, max_vocab=config.max_vocab, min_count=config.min_count)
-    return BPETokenizer.train(text, config.vocab_size, lower=config.lower)
+            return KerasWordTokenizer.train_chunks(chunks, num_words=config.max_vocab)
+        return WordTokenizer.train_chunks(chunks, lower=config.lower, max_vocab=config.max_vocab,
+                                          min_count=config.min_count)
+    return BPETokenizer.train_chunks(chunks, config.vocab_size, lower=config.lower)
 
 
 def save_tokenizer(tokenizer: Tokenizer, path: str | Path) -> None:

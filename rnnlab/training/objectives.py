@@ -21,7 +21,9 @@ import torch
 
 from rnnlab.config import TrainConfig
 from rnnlab.data import batching
+from rnnlab.data.token_store import TokenStore
 from rnnlab.data.tokenizers import Tokenizer
+from rnnlab.errors import ConfigError
 from rnnlab.training.metrics import evaluate_ids, evaluate_prefixes
 
 
@@ -37,6 +39,10 @@ class Objective:
         """(the text as this objective's data: token ids, or lines of ids; how many tokens the text has)."""
         ids = tokenizer.encode(text)
         return torch.tensor(ids, dtype=torch.long), len(ids)
+
+    def from_store(self, store: TokenStore, split: str) -> tuple[Any, int]:
+        """`encode` of the split's text, read from a token store (a view of its memory map, not a copy)."""
+        return store.ids(split)[store.meta["start_tokens"]:], store.text_tokens(split)
 
     def batches(self, data: Any, train: TrainConfig, rank: int = 0, world_size: int = 1):
         raise NotImplementedError
@@ -55,6 +61,9 @@ class SequenceObjective(Objective):
         # evaluation begin too, so the text's first token is predicted like any other.
         ids = tokenizer.encode(text)
         return torch.tensor(tokenizer.start_ids() + ids, dtype=torch.long), len(ids)
+
+    def from_store(self, store: TokenStore, split: str) -> tuple[Any, int]:
+        return store.ids(split), store.text_tokens(split)  # the store's splits begin with the start context
 
     def batches(self, data: torch.Tensor, train: TrainConfig, rank: int = 0, world_size: int = 1):
         return batching.SequenceBatches(data, train.batch_size, train.seq_len, seed=train.seed, rank=rank,
@@ -80,6 +89,10 @@ class WindowObjective(Objective):
 
 class PrefixObjective(Objective):
     name = "prefixes"
+
+    def from_store(self, store: TokenStore, split: str) -> tuple[Any, int]:
+        raise ConfigError("--objective prefixes reads the lines of a text: train on the corpus itself, "
+                          "not on a token store")
 
     def encode(self, tokenizer: Tokenizer, text: str) -> tuple[list[list[int]], int]:
         lines = [tokenizer.encode(line) for line in text.split("\n") if line.strip()]
