@@ -13,7 +13,8 @@ Every figure comes from a fresh child process, so nothing this script imported i
 
 `--rev REV` (repeatable) measures the rnnlab package of a git revision beside the working tree's, the same
 run side by side: the revision is unpacked with `git archive` into a temporary folder that comes first on
-PYTHONPATH. Model directories and unpacked revisions are removed at the end. `--record` appends the JSON
+PYTHONPATH; `--tree DIR` does the same for a folder holding an rnnlab package (a change not yet committed).
+Model directories and unpacked revisions are removed at the end. `--record` appends the JSON
 line to benchmarks/results/train-memory.jsonl.
 """
 
@@ -148,6 +149,8 @@ def main() -> None:
     parser.add_argument("--corpus", default="jungle-book")
     parser.add_argument("--data-dir", default=str(SHARED_DATA))
     parser.add_argument("--rev", action="append", default=[], help="also measure this git revision")
+    parser.add_argument("--tree", action="append", default=[], type=Path,
+                        help="also measure the rnnlab package under this folder (a change not yet committed)")
     parser.add_argument("--label", default=None, help="a note kept with the figures")
     parser.add_argument("--record", action="store_true", help=f"append the JSON line to {RESULTS.name}")
     args = parser.parse_args()
@@ -161,6 +164,8 @@ def main() -> None:
         work = Path(tmp)
         for rev in args.rev:
             result[rev] = measure(unpack(rev, work), args, work)
+        for tree in args.tree:
+            result[str(tree)] = measure(tree.resolve(), args, work)
         result["worktree"] = measure(ROOT, args, work)
     if args.record:
         with RESULTS.open("a", encoding="utf-8") as out:
