@@ -131,8 +131,10 @@ def load_weights(path: Path, model: torch.nn.Module, prefix: str = "",
 
 
 def save_training_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                        carry, meta: dict[str, Any], averaged: list[torch.Tensor] | None = None) -> None:
-    """Everything a resumed run needs to continue bitwise where this one stands."""
+                        carry, meta: dict[str, Any], averaged: list[torch.Tensor] | None = None,
+                        rng_states: list[torch.Tensor] | None = None) -> None:
+    """Everything a resumed run needs to continue bitwise where this one stands. Under DDP `carry` holds
+    every rank's lanes and `rng_states` every rank's generator (rank 0's is also "rng.torch")."""
     tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in _unique_state(model).items()}
     opt = optimizer.state_dict()
     for index, state in opt["state"].items():
@@ -140,6 +142,9 @@ def save_training_state(path: Path, model: torch.nn.Module, optimizer: torch.opt
             if torch.is_tensor(value):
                 tensors[f"optim.{index}.{key}"] = value
     tensors["rng.torch"] = torch.get_rng_state()
+    for i, state in enumerate(rng_states or ()):
+        if i:
+            tensors[f"rng.torch.rank{i}"] = state
     if torch.cuda.is_available():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda.{i}"] = s
@@ -153,8 +158,9 @@ def save_training_state(path: Path, model: torch.nn.Module, optimizer: torch.opt
 
 
 def load_training_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                        device: torch.device) -> tuple[dict[str, Any], Any, list[torch.Tensor]]:
-    """Restore model, optimiser and RNG; returns (meta, carried state or None, averaged weights or [])."""
+                        device: torch.device, rank: int = 0) -> tuple[dict[str, Any], Any, list[torch.Tensor]]:
+    """Restore model, optimiser and RNG (rank `rank`'s, where a DDP run saved each rank's); returns (meta,
+    carried state or None, averaged weights or [])."""
     if not Path(path).is_file():
         raise ModelDirError(f"cannot resume: {path} is missing (the run never wrote a checkpoint)")
     tensors = _io.load_tensors(path)
@@ -170,7 +176,7 @@ def load_training_state(path: Path, model: torch.nn.Module, optimizer: torch.opt
             _, index, name = key.split(".", 2)
             opt_state.setdefault(int(index), {})[name] = value.to(device) if name != "step" else value
     optimizer.load_state_dict({"state": opt_state, "param_groups": meta.pop("param_groups")})
-    torch.set_rng_state(tensors["rng.torch"])
+    torch.set_rng_state(tensors.get(f"rng.torch.rank{rank}", tensors["rng.torch"]))
     cuda_states = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
     if cuda_states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda_states)

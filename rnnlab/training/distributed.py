@@ -92,3 +92,69 @@ def barrier(env: DistEnv) -> None:
 def shutdown(env: DistEnv) -> None:
     if env.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+# ---------------------------------------------------------------------------------------- agreeing ranks
+# Under DDP the ranks hold equal weights only while they take the same decisions at the same steps; these
+# make the ones the loop takes from local facts (a clock, an evaluation, a checkpoint) shared.
+
+def _active() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def agreed_max(value: float, device: torch.device) -> float:
+    """The largest of every rank's `value` (the slowest rank's clock), so all ranks stop at one step."""
+    if not _active():
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
+
+
+def from_main(obj):
+    """Rank 0's `obj` on every rank (evaluation metrics: every rank then decides as rank 0 does)."""
+    if not _active():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def gather_lanes(state):
+    """Every rank's carried state side by side along the lane dimension ([L, N*B, H], rank r's lanes at
+    r*B..(r+1)*B-1: the layout of one process with batch N*B), or `state` itself in one process."""
+    if state is None or not _active():
+        return state
+
+    def cat(s: torch.Tensor) -> torch.Tensor:
+        parts = [torch.empty_like(s) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, s.contiguous())
+        return torch.cat(parts, dim=1)
+
+    return tuple(cat(s) for s in state) if isinstance(state, tuple) else cat(state)
+
+
+def own_lanes(state, batch_size: int):
+    """This rank's B lanes of a state gathered by `gather_lanes` (all of it in one process)."""
+    if state is None or not _active():
+        return state
+    mine = slice(dist.get_rank() * batch_size, (dist.get_rank() + 1) * batch_size)
+    return tuple(s[:, mine].contiguous() for s in state) if isinstance(state, tuple) else state[:, mine].contiguous()
+
+
+def gather_rng_states(device: torch.device) -> list[torch.Tensor] | None:
+    """Every rank's torch generator state (rank order), so each rank resumes its own dropout stream."""
+    if not _active():
+        return None
+    state = torch.get_rng_state().to(device)  # NCCL gathers device tensors only
+    parts = [torch.empty_like(state) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, state)
+    return [part.cpu() for part in parts]
+
+
+def rank() -> int:
+    return dist.get_rank() if _active() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if _active() else 1

@@ -28,6 +28,7 @@ from rnnlab.config import TrainConfig
 from rnnlab.errors import ConfigError, ModelDirError, RnnlabError
 from rnnlab.models.rnn_lm import detach_state
 from rnnlab.training import checkpoint as ckpt
+from rnnlab.training import distributed
 from rnnlab.training.averaging import WeightAverage
 from rnnlab.training.early_stopping import EarlyStopping
 from rnnlab.training.optim import LRSchedule, make_optimizer
@@ -236,11 +237,16 @@ def _train(model, batches, evaluate, config: TrainConfig, model_dir, device: tor
     average = WeightAverage(model, config.ema) if config.ema else None
     if resume:
         meta, carry, averaged = ckpt.load_training_state(model_dir / ckpt.TRAINING_STATE, model, optimizer,
-                                                         device)
+                                                         device, rank=distributed.rank())
+        # A checkpoint holds every rank's lanes (one process's layout), so N ranks of B resume a run of
+        # N x B ranks or one process of batch N*B alike.
         lanes = None if carry is None else (carry[0] if isinstance(carry, tuple) else carry).shape[1]
-        if lanes is not None and lanes != config.batch_size:
+        world = distributed.world_size()
+        if lanes is not None and lanes != config.batch_size * world:
+            ranks = f" x {world} ranks" if world > 1 else ""
             raise ModelDirError(f"cannot resume: {model_dir / ckpt.TRAINING_STATE} carries the state of "
-                                f"{lanes} rows, but the run has --batch-size {config.batch_size}")
+                                f"{lanes} rows, but the run has --batch-size {config.batch_size}{ranks}")
+        carry = distributed.own_lanes(carry, config.batch_size)
         if average is not None and averaged:
             average.load(averaged)
         # (a run that turns --ema on only when resumed starts its average from the resumed weights)
@@ -266,6 +272,8 @@ def _train(model, batches, evaluate, config: TrainConfig, model_dir, device: tor
             pending_first_write.pop()()
 
     def save_checkpoint(finished: bool = False) -> None:
+        # Every rank takes part in gathering the lanes and generators; only the main rank writes.
+        lanes, rng_states = distributed.gather_lanes(carry), distributed.gather_rng_states(device)
         if not is_main:
             return
         meta = {"step": step, "epoch": epoch, "step_in_epoch": step_in_epoch,
@@ -273,8 +281,8 @@ def _train(model, batches, evaluate, config: TrainConfig, model_dir, device: tor
                 "elapsed": elapsed_before + time.monotonic() - started, "finished": finished,
                 "running": [running.total, running.count, running.correct]}
         claim_model_dir()
-        ckpt.save_training_state(model_dir / ckpt.TRAINING_STATE, model, optimizer, carry, meta,
-                                 averaged=average.tensors() if average else None)
+        ckpt.save_training_state(model_dir / ckpt.TRAINING_STATE, model, optimizer, lanes, meta,
+                                 averaged=average.tensors() if average else None, rng_states=rng_states)
 
     def stop_requested() -> int | None:
         """The signal that asked the run to stop, if any (agreed on by every rank under DDP)."""
@@ -300,7 +308,9 @@ def _train(model, batches, evaluate, config: TrainConfig, model_dir, device: tor
 
     def run_evaluation(kind: str) -> dict[str, Any]:
         with evaluated_weights():
-            metrics = evaluate()
+            # Rank 0's metrics on every rank: early stopping, the plateau schedule and the kept weights
+            # then decide alike everywhere (a GPU's last bits may differ between ranks).
+            metrics = distributed.from_main(evaluate())
             improved = stopper.update(metrics["loss"], step, counts=kind != "final")
             if is_main and improved:
                 claim_model_dir()
@@ -340,7 +350,8 @@ def _train(model, batches, evaluate, config: TrainConfig, model_dir, device: tor
                     stopped = "max_steps"
                     break
                 # --max-time counts the whole run, resumed or not, like --max-steps.
-                spent = elapsed_before + time.monotonic() - started
+                # (the slowest rank's clock under DDP: every rank stops at one step, with one learning rate)
+                spent = distributed.agreed_max(elapsed_before + time.monotonic() - started, device)
                 if budget_s is not None and spent >= budget_s:
                     stopped = "max_time"
                     break
