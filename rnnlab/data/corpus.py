@@ -77,7 +77,7 @@ def decode_text(path: Path, data: bytes, encoding: str = "utf-8", errors: str = 
     if text.startswith("\ufeff"):
         text = text[1:]
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not text.strip():
+    if not text or text.isspace():  # (isspace stops at the first letter; strip copies the text)
         raise DataError(f"{path} is empty" if not text else f"{path} holds only whitespace")
     return text
 
@@ -171,7 +171,7 @@ def _file_size(file: Path) -> int:
 
 
 def _refuse_empty_stripped(file: Path, text: str) -> None:
-    if not text.strip():
+    if not text or text.isspace():
         raise DataError(f"{file} has no text between its Project Gutenberg START and END lines "
                         "(use --keep-header to keep the whole file)")
 

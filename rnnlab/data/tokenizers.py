@@ -38,6 +38,7 @@ import numpy as np
 
 from rnnlab import _io
 from rnnlab.config import DataConfig
+from rnnlab.data.corpus import safe_chunks
 from rnnlab.errors import ConfigError, DataError, ModelDirError, RnnlabError, VocabularyError
 
 FORMAT_VERSION = 1
@@ -187,10 +188,14 @@ class CharTokenizer(Tokenizer):
                      lower: bool = False) -> CharTokenizer:
         """`train` on the text "".join(chunks), read one chunk at a time."""
         if max_vocab is None and min_count <= 1:
-            seen: set[str] = set()
+            seen = np.zeros(0x110000, dtype=bool)  # one flag per code point: a set of characters at numpy speed
             for chunk in chunks:
-                seen.update(chunk.lower() if lower else chunk)
-            return cls(sorted(seen), lower=lower)
+                points = _code_points(chunk.lower() if lower else chunk)
+                if points is None:
+                    seen[[ord(c) for c in set(chunk.lower() if lower else chunk)]] = True
+                else:
+                    seen[np.unique(points) if points.size < 4096 else np.flatnonzero(np.bincount(points))] = True
+            return cls([chr(i) for i in np.flatnonzero(seen)], lower=lower)
         counts: Counter = Counter()
         for chunk in chunks:
             counts.update(chunk.lower() if lower else chunk)
@@ -223,9 +228,8 @@ class CharTokenizer(Tokenizer):
                 table[ord(c)] = i
             self._table = table  # its last entry stays 0: every code point beyond the table is <unk>
         for chunk in chunks:
-            try:
-                points = np.frombuffer(self.normalize(chunk).encode("utf-32-le"), dtype="<u4")
-            except UnicodeEncodeError:  # a lone surrogate: the slow path knows it as <unk>
+            points = _code_points(self.normalize(chunk))
+            if points is None:  # a lone surrogate: the slow path knows it as <unk>
                 yield np.asarray(self._encode(chunk), dtype=np.int64)
                 continue
             yield self._table[np.minimum(points, len(self._table) - 1)]
@@ -269,6 +273,14 @@ _NO_SPACE_BEFORE = frozenset(".,;:!?)]}”’%…")
 _NO_SPACE_AFTER = frozenset("([{“‘¿¡$#")
 _JOINERS = frozenset("-–—/")
 _PAIRED = frozenset('"_')  # the same mark opens and closes: which one it is alternates
+
+
+def _code_points(text: str) -> np.ndarray | None:
+    """The code points of `text` as an array, or None for a text Python cannot encode (a lone surrogate)."""
+    try:
+        return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
+    except UnicodeEncodeError:
+        return None
 
 
 def _is_gap(piece: str) -> bool:
@@ -582,7 +594,8 @@ class KerasWordTokenizer(WordTokenizer):
 # ------------------------------------------------------------------------------------------------ bpe
 
 
-_BPE_BATCH = 8  # chunks per encode_batch call: enough for the cores, few enough to bound memory
+_BPE_SEQUENCE = 1 << 14  # characters per sequence handed to the library (cut where no pre-token spans)
+_BPE_BATCH = 256  # sequences per encode_batch call: enough for the cores, few enough to bound memory
 
 
 def _hf():
@@ -624,7 +637,8 @@ class BPETokenizer(Tokenizer):
         tok.decoder = hf.decoders.ByteLevel()
         trainer = hf.trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False, special_tokens=[],
                                          initial_alphabet=hf.pre_tokenizers.ByteLevel.alphabet())
-        tok.train_from_iterator((c.lower() if lower else c for c in chunks), trainer=trainer)
+        sequences = safe_chunks(iter(chunks), _BPE_SEQUENCE)  # short sequences, as in encode_chunks
+        tok.train_from_iterator((c.lower() if lower else c for c in sequences), trainer=trainer)
         return cls(tok, lower=lower)
 
     @property
@@ -635,11 +649,12 @@ class BPETokenizer(Tokenizer):
         return self._hf.encode(self.normalize(text), add_special_tokens=False).ids
 
     def encode_chunks(self, chunks: Iterable[str]) -> Iterator[np.ndarray]:
-        # encode_batch spreads a batch over every core (the library's Rust thread pool).
-        chunks = iter(chunks)
-        while batch := [self.normalize(c) for c in islice(chunks, _BPE_BATCH)]:
-            for encoding in self._hf.encode_batch(batch, add_special_tokens=False):
-                yield np.asarray(encoding.ids, dtype=np.int64)
+        # encode_batch spreads a batch over every core (the library's Rust thread pool); it is given short
+        # sequences, since the library keeps per-byte alignments of each (2.8 GB for 8 chunks of 4 MB).
+        sequences = safe_chunks(iter(chunks), _BPE_SEQUENCE)
+        while batch := [self.normalize(c) for c in islice(sequences, _BPE_BATCH)]:
+            ids = [encoding.ids for encoding in self._hf.encode_batch(batch, add_special_tokens=False)]
+            yield np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=sum(map(len, ids)))
 
     def unknown_items(self, text: str) -> list[str]:
         return []
