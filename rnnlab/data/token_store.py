@@ -293,7 +293,7 @@ def _describe(sources: dict[str, _Source | None]) -> tuple[list[dict], list[dict
             at += 1 if i else 0  # the newline joining it to the file before
             if role == "corpus":
                 documents.append({"source": len(described) - 1, "char": at})
-            at += len(doc.text)
+            at += doc.chars
         chars[role] = at
     return documents, described, chars
 
