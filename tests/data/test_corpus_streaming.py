@@ -93,3 +93,18 @@ def test_a_streamed_file_with_an_empty_gutenberg_body_is_refused(tmp_path, monke
     monkeypatch.setattr(corpus, "STREAM_BYTES", -1)
     with pytest.raises(DataError, match="no text between its Project Gutenberg START and END"):
         list(corpus.corpus_pieces(path))
+
+
+def test_prepare_never_joins_a_streamed_file_into_one_text(tmp_path, monkeypatch):
+    """Bounded memory is the point: a file above STREAM_BYTES is only ever read piece by piece."""
+    path = tmp_path / "big.txt"
+    path.write_text("Mowgli ran with the wolves.\n" * 400, encoding="utf-8")
+    monkeypatch.setattr(corpus, "STREAM_BYTES", 100)
+    monkeypatch.setattr(corpus, "BLOCK_BYTES", 256)
+
+    def joined(doc):
+        raise AssertionError(f"{doc.path} was joined into one string")
+
+    monkeypatch.setattr(corpus.Document, "text", property(joined))
+    store = token_store.prepare(path, tmp_path / "store")
+    assert store.chars("train") + store.chars("valid") + store.chars("test") == 400 * 28
