@@ -99,7 +99,7 @@ def test_safetensors_own_error_while_saving_is_one_line(small_corpus, tmp_path, 
         raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, "
                               "message: \"No space left on device\" })")
 
-    monkeypatch.setattr(safetensors.torch, "save", full_disk)
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
     code = main(["train", str(small_corpus), "-o", str(model), "--resume", "--max-steps", "6", "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
