@@ -242,7 +242,7 @@ def _build(corpus, out_dir: Path, data: DataConfig, tokenizer: Tokenizer | None,
                         if name == "train":
                             train_hash.update(chunk.encode("utf-8"))
                         chars += len(chunk)
-                        fh.write(ids.astype(dtype).tobytes())
+                        ids.astype(dtype, copy=False).tofile(fh)
                         at += ids.size
                 splits[name] = {"tokens": [begin, at], "chars": chars}
                 log(f"{name}: {chars:,} characters, {at - begin:,} tokens")
