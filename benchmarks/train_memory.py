@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -85,7 +86,8 @@ def train_peak(source: Path, threads: str, args: argparse.Namespace, work: Path)
     """Peak RSS of one `rnnlab train` child; its model directory is removed afterwards."""
     model_dir = Path(tempfile.mkdtemp(prefix="model-", dir=work))
     command = [sys.executable, "-m", "rnnlab", "train", args.corpus, "-o", str(model_dir / "run"),
-               "--data-dir", args.data_dir, "--max-time", str(args.max_time), "--no-progress"]
+               "--data-dir", args.data_dir, "--max-time", str(args.max_time), "--no-progress",
+               *shlex.split(args.train_args)]
     proc = subprocess.Popen(command, env=child_env(source, threads), cwd=work, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     first_eval_hwm: list[float] = []
@@ -151,6 +153,8 @@ def main() -> None:
     parser.add_argument("--rev", action="append", default=[], help="also measure this git revision")
     parser.add_argument("--tree", action="append", default=[], type=Path,
                         help="also measure the rnnlab package under this folder (a change not yet committed)")
+    parser.add_argument("--train-args", default="", metavar="'--FLAG VALUE ...'",
+                        help="more `rnnlab train` flags, e.g. '--checkpoint-every 10' (off the everyday run)")
     parser.add_argument("--label", default=None, help="a note kept with the figures")
     parser.add_argument("--record", action="store_true", help=f"append the JSON line to {RESULTS.name}")
     args = parser.parse_args()
@@ -158,7 +162,7 @@ def main() -> None:
                           text=True).stdout.strip()
     result: dict = {"benchmark": "train_memory", "label": args.label, "max_time_min": args.max_time,
                     "corpus": args.corpus, "command": f"rnnlab train {args.corpus} -o DIR --data-dir "
-                    f"{args.data_dir} --max-time {args.max_time} --no-progress", "head": head,
+                    f"{args.data_dir} --max-time {args.max_time} --no-progress {args.train_args}".strip(), "head": head,
                     "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="train-memory-") as tmp:
         work = Path(tmp)
