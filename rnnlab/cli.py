@@ -23,6 +23,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+# Every character str.splitlines breaks at: a path or value a user typed may hold one, and an error is one line.
+_LINE_BREAKS = {ord(c): c.encode("unicode_escape").decode("ascii")
+                for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def _one_line(message: str) -> str:
+    return message.translate(_LINE_BREAKS)
+
+
 def _err(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -404,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return func(args)
     except RnnlabError as exc:
-        _err(f"rnnlab: error: {exc.message}")
+        _err(f"rnnlab: error: {_one_line(exc.message)}")
         return exc.exit_code
     except KeyboardInterrupt:
         _err("rnnlab: interrupted")

@@ -199,3 +199,16 @@ def test_a_folder_with_a_latin1_file_is_refused_by_name_then_read_with_errors_re
     assert "\ufffd" in json.loads((out / "tokenizer.json").read_text())["chars"]
     assert_one_line_error(run_cli("train", corpus, "-o", tmp_path / "m2", *tiny, "--encoding", "klingon"),
                           "--encoding 'klingon'")
+
+
+def test_a_line_break_in_a_typed_path_or_value_stays_one_escaped_line(small_corpus, tmp_path):
+    """Messages quote what the user typed; a newline, NEL or U+2028 in it is shown escaped."""
+    for name in ("a\nb.txt", "a\x85b.txt", "a\u2028b.txt"):
+        line = assert_one_line_error(run_cli("prepare", small_corpus, "-o", tmp_path / "t", "--val-file", name),
+                                     "no such file")
+        assert name.encode("unicode_escape").decode("ascii") in line
+    from rnnlab.data.corpus import check_encoding
+    from rnnlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--encoding"):  # a NUL cannot reach a subprocess's argv
+        check_encoding("utf\x008", "strict")

@@ -73,7 +73,8 @@ TRAIN_FLAGS = ["--level", "--max-vocab", "--min-count", "--vocab-size", "--split
                "--hidden", "--embedding", "--dropout", "--weight-drop", "--input", "--cell-impl", "--objective",
                "--seq-len", "--batch-size", "--window", "--stride", "--epochs", "--max-time", "--optimizer",
                "--lr", "--weight-decay", "--schedule", "--warmup", "--clip", "--ema", "--eval-every",
-               "--patience", "--min-delta", "--seed", "--sample-every", "--checkpoint-every", "--device"]
+               "--patience", "--min-delta", "--seed", "--sample-every", "--checkpoint-every", "--device",
+               "--encoding", "--errors"]
 # Flags whose valid values size the network or the run: bounded here, so a valid value stays quick.
 BOUNDED = {"--max-vocab", "--vocab-size", "--layers", "--hidden", "--embedding", "--seq-len", "--batch-size",
            "--window", "--stride", "--epochs", "--max-time", "--warmup", "--eval-every", "--patience",

@@ -32,7 +32,7 @@ def check_encoding(encoding: str, errors: str) -> str:
         raise ConfigError(f"--errors must be one of {', '.join(ERRORS)} (got {errors!r})")
     try:
         return codecs.lookup(encoding).name
-    except (LookupError, TypeError):
+    except (LookupError, TypeError, ValueError):  # ValueError: a name with a NUL in it
         raise ConfigError(f"--encoding {encoding!r} is not an encoding Python knows (e.g. utf-8, latin-1, "
                           "cp1252)") from None
 
