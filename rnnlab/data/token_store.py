@@ -50,7 +50,7 @@ from rnnlab.data.tokenizers import (
     load_tokenizer,
     save_tokenizer,
 )
-from rnnlab.errors import ConfigError, DataError, ModelDirError
+from rnnlab.errors import ConfigError, DataError, ModelDirError, RnnlabError
 
 FORMAT_VERSION = 1
 META = "tokens.json"
@@ -126,27 +126,59 @@ def open_store(path: str | os.PathLike) -> TokenStore:
         raise DataError(f"{path} is an incomplete token store (its `rnnlab prepare` was interrupted); "
                         "prepare it again")
     try:
-        dtype = np.dtype(meta["dtype"])
+        _check_meta(meta)
         size = (path / TOKENS).stat().st_size
-        expected = int(meta["tokens"]) * dtype.itemsize
-        splits = {name: meta["splits"][name] for name in SPLITS}
-        DataConfig.from_dict(meta["data"])
     except FileNotFoundError:
         raise DataError(f"{path} is an incomplete token store: {TOKENS} is missing") from None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"{path / META} is malformed ({type(exc).__name__}: {exc})") from None
+    except (KeyError, TypeError, ValueError, RnnlabError) as exc:
+        detail = exc.message if isinstance(exc, RnnlabError) else f"{type(exc).__name__}: {exc}"
+        raise DataError(f"{path / META} is malformed ({detail})") from None
+    expected = meta["tokens"] * np.dtype(meta["dtype"]).itemsize
     if size != expected:
         raise DataError(f"{path / TOKENS} holds {size} bytes but {META} says {meta['tokens']} {meta['dtype']} "
                         f"tokens ({expected} bytes); rebuild the store with `rnnlab prepare`")
-    if any(not (0 <= s["tokens"][0] <= s["tokens"][1] <= meta["tokens"]) for s in splits.values()):
-        raise DataError(f"{path / META}: a split's token range lies outside {TOKENS}")
     try:
         tokenizer = load_tokenizer(path / TOKENIZER)
     except ModelDirError as exc:
         raise DataError(exc.message) from exc
     if tokenizer_sha256(tokenizer) != meta.get("tokenizer_sha256"):
         raise DataError(f"{path / TOKENIZER} is not the tokenizer that wrote {TOKENS}")
-    return TokenStore(path, meta, tokenizer)
+    store = TokenStore(path, meta, tokenizer)
+    _check_ids(store)
+    return store
+
+
+def _check_meta(meta: dict[str, Any]) -> None:
+    """Every field a reader uses, of its kind and in range (a KeyError, TypeError or ValueError if not)."""
+    def count(value: Any, what: str) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{what} is not a count: {value!r}")
+        return value
+
+    if meta["dtype"] not in ("|u1", "<u2", "<u4"):
+        raise ValueError(f"dtype {meta['dtype']!r} is not one of |u1, <u2, <u4")
+    total, start = count(meta["tokens"], "tokens"), count(meta["start_tokens"], "start_tokens")
+    if total == 0:
+        raise ValueError("it holds no tokens")
+    for name in SPLITS:
+        split = meta["splits"][name]
+        lo, hi = split["tokens"]
+        count(split["chars"], f"{name} chars")
+        if not count(lo, name) <= count(hi, name) <= total or (hi > lo and hi - lo < start):
+            raise ValueError(f"the {name} split's token range {[lo, hi]} lies outside the {total} tokens")
+    if not isinstance(meta["train_sha256"], str):
+        raise ValueError("train_sha256 is not a string")
+    DataConfig.from_dict(meta["data"])
+
+
+def _check_ids(store: TokenStore, block: int = 1 << 24) -> None:
+    """Every id below the vocabulary (a damaged tokens.bin fails here, not as an index error in training);
+    read in blocks, a fraction of a second per GB."""
+    ids = store._map()
+    for lo in range(0, ids.size, block):
+        if int(ids[lo:lo + block].max()) >= store.tokenizer.vocab_size:
+            raise DataError(f"{store.path / TOKENS} holds ids outside the vocabulary of {store.tokenizer.vocab_size} "
+                            "tokens; rebuild the store with `rnnlab prepare`")
 
 
 # ---------------------------------------------------------------------------------------------- building

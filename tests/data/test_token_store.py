@@ -220,3 +220,32 @@ def test_an_interrupted_prepare_leaves_a_store_that_says_so_and_is_rebuilt(folde
     assert result.returncode == 2 and "incomplete token store" in result.stderr
     store = token_store.prepare(folder_corpus, path, DataConfig(level="word"))  # no --overwrite needed
     assert store.data_config.level == "word"
+
+
+@pytest.mark.parametrize("damage", ["range-type", "range-order", "dtype", "start", "no-tokens", "missing-key",
+                                    "id-beyond-vocabulary"])
+def test_a_tampered_sidecar_or_token_file_is_one_line_not_a_traceback(small_corpus, tmp_path, damage):
+    store = tmp_path / "tokens"
+    _rnnlab("prepare", small_corpus, "-o", store)
+    meta = json.loads((store / token_store.META).read_text(encoding="utf-8"))
+    if damage == "range-type":
+        meta["splits"]["train"]["tokens"] = ["x", 5]
+    elif damage == "range-order":
+        meta["splits"]["valid"]["tokens"] = [50, 10]
+    elif damage == "dtype":
+        meta["dtype"] = "<f4"
+    elif damage == "start":
+        meta["start_tokens"] = "x"
+    elif damage == "no-tokens":
+        meta["tokens"] = 0
+        (store / token_store.TOKENS).write_bytes(b"")
+    elif damage == "missing-key":
+        del meta["splits"]["test"]
+    else:
+        data = bytearray((store / token_store.TOKENS).read_bytes())
+        data[100] = 250
+        (store / token_store.TOKENS).write_bytes(bytes(data))
+    (store / token_store.META).write_text(json.dumps(meta), encoding="utf-8")
+    result = _rnnlab("train", store, "-o", tmp_path / "m", *TRAIN, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and str(store) in result.stderr
