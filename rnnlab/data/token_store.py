@@ -110,8 +110,9 @@ class TokenStore:
         return self._memmap
 
 
-def open_store(path: str | os.PathLike) -> TokenStore:
-    """Open a store written by `prepare`; anything missing, foreign or inconsistent is a DataError."""
+def open_store(path: str | os.PathLike, check_ids: bool = True) -> TokenStore:
+    """Open a store written by `prepare`; anything missing, foreign or inconsistent is a DataError.
+    `check_ids` reads the whole token file once (prepare, which has just written it, skips that)."""
     path = Path(path)
     if not is_token_store(path):
         raise DataError(f"{path} is not a token store (it has no {META}; build one with `rnnlab prepare`)")
@@ -144,7 +145,8 @@ def open_store(path: str | os.PathLike) -> TokenStore:
     if tokenizer_sha256(tokenizer) != meta.get("tokenizer_sha256"):
         raise DataError(f"{path / TOKENIZER} is not the tokenizer that wrote {TOKENS}")
     store = TokenStore(path, meta, tokenizer)
-    _check_ids(store)
+    if check_ids:
+        _check_ids(store)
     return store
 
 
@@ -172,13 +174,13 @@ def _check_meta(meta: dict[str, Any]) -> None:
 
 
 def _check_ids(store: TokenStore, block: int = 1 << 24) -> None:
-    """Every id below the vocabulary (a damaged tokens.bin fails here, not as an index error in training);
-    read in blocks, a fraction of a second per GB."""
-    ids = store._map()
-    for lo in range(0, ids.size, block):
-        if int(ids[lo:lo + block].max()) >= store.tokenizer.vocab_size:
-            raise DataError(f"{store.path / TOKENS} holds ids outside the vocabulary of {store.tokenizer.vocab_size} "
-                            "tokens; rebuild the store with `rnnlab prepare`")
+    """Every id below the vocabulary (a damaged tokens.bin fails here, not as an index error in training).
+    Read in blocks through a plain file, not the map: the map's pages would stay in the process's RSS."""
+    with open(store.path / TOKENS, "rb") as fh:
+        while (ids := np.fromfile(fh, dtype=store.meta["dtype"], count=block)).size:
+            if int(ids.max()) >= store.tokenizer.vocab_size:
+                raise DataError(f"{store.path / TOKENS} holds ids outside the vocabulary of "
+                                f"{store.tokenizer.vocab_size} tokens; rebuild the store with `rnnlab prepare`")
 
 
 # ---------------------------------------------------------------------------------------------- building
@@ -288,7 +290,7 @@ def _build(corpus, out_dir: Path, data: DataConfig, tokenizer: Tokenizer | None,
             "start_tokens": int(start.size), "splits": splits, "train_sha256": train_hash.hexdigest(),
             "source": str(corpus), "sources": described, "documents": documents, "data": data.to_dict()}
     _io.write_json(out_dir / META, meta)
-    return open_store(out_dir)
+    return open_store(out_dir, check_ids=False)
 
 
 def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
