@@ -56,31 +56,46 @@ def read_file_bytes(path: str | Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        raise _unreadable(path, exc) from exc
 
 
 def decode_text(path: Path, data: bytes, encoding: str = "utf-8", errors: str = "strict") -> str:
     """`data` (the bytes of `path`) as text, as `read_text_file` gives it."""
     name = check_encoding(encoding, errors)
-    if name in ("utf-8", "utf-8-sig"):
-        if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-            raise DataError(f"{path} is UTF-16 text; save it as UTF-8 or give --encoding utf-16")
-        if b"\x00" in data[:_BINARY_PROBE]:
-            raise DataError(f"{path} looks like a binary file, not text")
+    _check_head(path, data[:_BINARY_PROBE], name)
     try:
         text = data.decode(encoding, errors)
     except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path} is not {'UTF-8' if name == 'utf-8' else encoding} text: invalid byte 0x{data[exc.start]:02x} at byte offset {exc.start} "
-            f"(give --encoding, e.g. latin-1, or --errors replace)"
-        ) from exc
+        raise _undecodable(path, name, encoding, data[exc.start], exc.start) from exc
     if text.startswith("\ufeff"):
         text = text[1:]
-    if "\r" in text:  # (a search is far cheaper than the two copies the replacements make)
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _to_lf(text)
     if not text or text.isspace():  # (isspace stops at the first letter; strip copies the text)
         raise DataError(f"{path} is empty" if not text else f"{path} holds only whitespace")
     return text
+
+
+def _check_head(path: Path, head: bytes, name: str) -> None:
+    """Refuse, from its first bytes, a file read as UTF-8 that is UTF-16 or binary."""
+    if name in ("utf-8", "utf-8-sig"):
+        if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            raise DataError(f"{path} is UTF-16 text; save it as UTF-8 or give --encoding utf-16")
+        if b"\x00" in head:
+            raise DataError(f"{path} looks like a binary file, not text")
+
+
+def _undecodable(path: Path, name: str, encoding: str, byte: int, offset: int) -> DataError:
+    return DataError(f"{path} is not {'UTF-8' if name == 'utf-8' else encoding} text: invalid byte 0x{byte:02x} "
+                     f"at byte offset {offset} (give --encoding, e.g. latin-1, or --errors replace)")
+
+
+def _unreadable(path: Path, exc: OSError) -> DataError:
+    return DataError(f"cannot read {path}: {exc.strerror or exc}")
+
+
+def _to_lf(text: str) -> str:
+    """CRLF and lone CR as LF (searched first: the replacements copy the text even when nothing changes)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def corpus_files(path: str | Path) -> list[Path]:
@@ -208,23 +223,18 @@ def _decoded_blocks(file: Path, encoding: str, errors: str, block: int | None = 
     try:
         fh = open(file, "rb")
     except OSError as exc:
-        raise DataError(f"cannot read {file}: {exc.strerror or exc}") from exc
+        raise _unreadable(file, exc) from exc
     with fh:
         try:
-            probe = fh.read(_BINARY_PROBE)
+            _check_head(file, fh.read(_BINARY_PROBE), name)
             fh.seek(0)
         except OSError as exc:
-            raise DataError(f"cannot read {file}: {exc.strerror or exc}") from exc
-        if name in ("utf-8", "utf-8-sig"):
-            if probe[:2] in (b"\xff\xfe", b"\xfe\xff"):
-                raise DataError(f"{file} is UTF-16 text; save it as UTF-8 or give --encoding utf-16")
-            if b"\x00" in probe:
-                raise DataError(f"{file} looks like a binary file, not text")
+            raise _unreadable(file, exc) from exc
         while True:
             try:
                 data = fh.read(block or BLOCK_BYTES)
             except OSError as exc:
-                raise DataError(f"cannot read {file}: {exc.strerror or exc}") from exc
+                raise _unreadable(file, exc) from exc
             final = not data
             if on_bytes is not None and data:
                 on_bytes(data)
@@ -232,10 +242,7 @@ def _decoded_blocks(file: Path, encoding: str, errors: str, block: int | None = 
             try:
                 text = decoder.decode(data, final)
             except UnicodeDecodeError as exc:
-                raise DataError(
-                    f"{file} is not {'UTF-8' if name == 'utf-8' else encoding} text: invalid byte "
-                    f"0x{exc.object[exc.start]:02x} at byte offset {fed - pending + exc.start} "
-                    f"(give --encoding, e.g. latin-1, or --errors replace)") from exc
+                raise _undecodable(file, name, encoding, exc.object[exc.start], fed - pending + exc.start) from exc
             fed += len(data)
             if first and text:  # the first character decoded: a BOM there is dropped
                 text, first = text[1:] if text[0] == "\ufeff" else text, False
@@ -243,8 +250,7 @@ def _decoded_blocks(file: Path, encoding: str, errors: str, block: int | None = 
                 text, held_cr = "\r" + text, False
             if text.endswith("\r") and not final:  # it may be the first half of a CRLF
                 text, held_cr = text[:-1], True
-            if "\r" in text:
-                text = text.replace("\r\n", "\n").replace("\r", "\n")
+            text = _to_lf(text)
             if text:
                 yield text
             if final:
