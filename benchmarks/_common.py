@@ -37,6 +37,15 @@ def emit(result: dict) -> None:
     print(json.dumps(result), flush=True)
 
 
+def emit_and_record(result: dict, results: Path, record: bool) -> None:
+    """`emit`, after appending the result as one line to `results` (a .jsonl in benchmarks/results/) when
+    `record`, so tuning runs are kept."""
+    if record:
+        with results.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(result) + "\n")
+    emit(result)
+
+
 def _fields() -> dict:
     from dataclasses import fields
 

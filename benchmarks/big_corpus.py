@@ -60,7 +60,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, SHARED_DATA, emit  # noqa: E402
+from _common import ROOT, SHARED_DATA, emit_and_record  # noqa: E402
 
 from rnnlab.data.corpus import strip_gutenberg  # noqa: E402
 
@@ -426,10 +426,7 @@ def main() -> None:
     # The children import rnnlab when they start: a commit during the run changes what later ones measure.
     result["head_end"] = _git("rev-parse", "--short", "HEAD")
     result["rnnlab_changed_during_run"] = (result["head_end"], _git("diff", "HEAD", "--", "rnnlab")) != (head, diff)
-    if args.record:
-        with RESULTS.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(result) + "\n")
-    emit(result)
+    emit_and_record(result, RESULTS, args.record)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, SHARED_DATA, emit  # noqa: E402
+from _common import ROOT, SHARED_DATA, emit_and_record  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "train-memory.jsonl"
 
@@ -171,10 +171,7 @@ def main() -> None:
         for tree in args.tree:
             result[str(tree)] = measure(tree.resolve(), args, work)
         result["worktree"] = measure(ROOT, args, work)
-    if args.record:
-        with RESULTS.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(result) + "\n")
-    emit(result)
+    emit_and_record(result, RESULTS, args.record)
 
 
 if __name__ == "__main__":
