@@ -254,7 +254,7 @@ def _build(corpus, out_dir: Path, data: DataConfig, tokenizer: Tokenizer | None,
         tokenizer = build_tokenizer_from_chunks(_split_chunks(sources, sizes, data, "train"), data)
     elif extend and isinstance(tokenizer, CharTokenizer):
         seen = CharTokenizer.train_chunks(_split_chunks(sources, sizes, data, "train"), lower=tokenizer.lower)
-        tokenizer = tokenizer.extend(c for c in seen.chars if tokenizer.unknown_items(c))
+        tokenizer = tokenizer.extend(seen.chars)  # (extend keeps only the characters it does not know)
     dtype = dtype_for(tokenizer.vocab_size)
     _io.make_dir(out_dir)
     # Marked incomplete before its tokens are replaced: an interrupted build (a full disk) leaves a store

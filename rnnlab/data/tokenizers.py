@@ -190,11 +190,9 @@ class CharTokenizer(Tokenizer):
         if max_vocab is None and min_count <= 1:
             seen = np.zeros(0x110000, dtype=bool)  # one flag per code point: a set of characters at numpy speed
             for chunk in chunks:
-                points = _code_points(chunk.lower() if lower else chunk)
-                if points is None:
-                    seen[[ord(c) for c in set(chunk.lower() if lower else chunk)]] = True
-                else:
-                    seen[np.unique(points) if points.size < 4096 else np.flatnonzero(np.bincount(points))] = True
+                text = chunk.lower() if lower else chunk
+                points = _code_points(text)
+                seen[[ord(c) for c in set(text)] if points is None else points] = True
             return cls([chr(i) for i in np.flatnonzero(seen)], lower=lower)
         counts: Counter = Counter()
         for chunk in chunks:
