@@ -37,6 +37,7 @@ from rnnlab.config import DataConfig
 from rnnlab.data.corpus import (
     CHUNK_CHARS,
     PieceReader,
+    corpus_files,
     corpus_pieces,
     iter_documents,
     safe_chunks,
@@ -332,6 +333,24 @@ def _describe(sources: dict[str, _Source | None]) -> tuple[list[dict], list[dict
     return documents, described, chars
 
 
+def _digests(sources: dict[str, _Source | None]) -> list[dict[str, Any]]:
+    """`_describe`'s list of source files (role, path, bytes, sha256) from their bytes alone: whether a store
+    is still the corpus's is known without decoding the corpus again."""
+    out = []
+    for role, source in sources.items():
+        for file in corpus_files(source.path) if source is not None else ():
+            digest, size = hashlib.sha256(), 0
+            try:
+                with open(file, "rb") as fh:
+                    while block := fh.read(1 << 24):
+                        digest.update(block)
+                        size += len(block)
+            except OSError as exc:
+                raise DataError(f"cannot read {file}: {exc.strerror or exc}") from exc
+            out.append({"role": role, "path": str(file), "bytes": size, "sha256": digest.hexdigest()})
+    return out
+
+
 def _split_sizes(chars: dict[str, int], data: DataConfig) -> dict[str, int]:
     """Characters of each split, as split_text cuts the corpus (or the corpus whole when --val-file)."""
     n = chars["corpus"]
@@ -388,9 +407,8 @@ def prepare_or_reuse(corpus: str | os.PathLike, out_dir: str | os.PathLike, data
         except DataError:
             store = None
         if store is not None and store.meta["data"] == data.to_dict() and store.meta["source"] == str(corpus) \
-                and store.meta.get("tokenizer_given") == given:
-            _, described, _ = _describe(corpus_sources(corpus, data, val_file, test_file, data_dir))
-            if described == store.meta["sources"]:
-                return store
+                and store.meta.get("tokenizer_given") == given \
+                and _digests(corpus_sources(corpus, data, val_file, test_file, data_dir)) == store.meta["sources"]:
+            return store
     return prepare(corpus, out_dir, data, tokenizer=tokenizer, extend=extend, val_file=val_file,
                    test_file=test_file, data_dir=data_dir, overwrite=True, log=log)
