@@ -115,7 +115,7 @@ def load_corpus_splits(corpus: str | os.PathLike, data: DataConfig, val_file=Non
 def _reading(data: DataConfig) -> dict[str, Any]:
     """How `data` says corpus files are read (read_corpus's options)."""
     check_encoding(data.encoding, data.errors)
-    return {"keep_header": data.keep_header, "encoding": data.encoding, "errors": data.errors}
+    return token_store.reading_options(data)
 
 
 def _check_overwrite(out_dir: Path, overwrite: bool) -> None:
@@ -196,10 +196,7 @@ def _text_data(corpus, data_cfg: DataConfig, tokenizer: Tokenizer | None, extend
 
 def _refuse_store_settings(store: token_store.TokenStore, data_opts: dict) -> None:
     """Data settings given with a token store must be the ones it was prepared with."""
-    prepared = store.data_config
-    changed = [f"{flag_of(DataConfig, name)}: prepared with {getattr(prepared, name)!r}, given {value!r}"
-               for name, value in data_opts.items()
-               if (tuple(value) if isinstance(value, list) else value) != getattr(prepared, name)]
+    changed = _changed_settings(store.data_config, data_opts, "prepared with")
     if changed:
         raise ConfigError(f"the token store {store.path} fixes how its text was read and tokenized; cannot "
                           f"change {'; '.join(changed)} (prepare another store)")
@@ -372,16 +369,20 @@ def _train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=No
     return load(out_dir, device=str(device))
 
 
+def _changed_settings(config, given: dict, had: str) -> list[str]:
+    """"--flag: {had} OLD, given NEW" for each setting in `given` that differs from `config`'s."""
+    changed = []
+    for name, value in given.items():
+        old, new = getattr(config, name), tuple(value) if isinstance(value, list) else value
+        if new != old:
+            changed.append(f"{flag_of(type(config), name)}: {had} {old!r}, given {new!r}")
+    return changed
+
+
 def _refuse_changed_settings(saved: dict[str, Any], model_opts: dict, data_opts: dict, train_opts: dict) -> None:
     """A resumed run keeps its settings: repeating one is fine, changing one is refused by flag name."""
-    changed = []
-    for section, given in (("model", model_opts), ("data", data_opts), ("train", train_opts)):
-        config = saved[section]
-        for name, value in given.items():
-            old = getattr(config, name)
-            new = tuple(value) if isinstance(value, list) else value
-            if new != old:
-                changed.append(f"{flag_of(type(config), name)}: saved {old!r}, given {new!r}")
+    changed = [line for section, given in (("model", model_opts), ("data", data_opts), ("train", train_opts))
+               for line in _changed_settings(saved[section], given, "saved")]
     if changed:
         raise ConfigError(f"--resume continues the run with its saved settings; cannot change "
                           f"{'; '.join(changed)}")

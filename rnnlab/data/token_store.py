@@ -197,11 +197,16 @@ class _Source:
         return corpus_pieces(self.path, **self.reading)
 
 
+def reading_options(data: DataConfig) -> dict[str, Any]:
+    """How `data` says corpus files are read (read_corpus's and iter_documents' options)."""
+    return {"keep_header": data.keep_header, "encoding": data.encoding, "errors": data.errors}
+
+
 def corpus_sources(corpus: str | os.PathLike, data: DataConfig, val_file=None, test_file=None,
                    data_dir=None) -> dict[str, _Source | None]:
     """Where each split's text comes from: the corpus itself, or the files given for valid and test."""
     files = resolve_corpus(str(corpus), data_dir=data_dir)
-    reading = {"keep_header": data.keep_header, "encoding": data.encoding, "errors": data.errors}
+    reading = reading_options(data)
     valid, test = val_file or files.valid, test_file or files.test
     return {"corpus": _Source(Path(files.train), reading),
             "valid": None if valid is None else _Source(Path(valid), reading),
