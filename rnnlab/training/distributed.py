@@ -131,7 +131,7 @@ def gather_lanes(state):
         dist.all_gather(parts, s.contiguous())
         return torch.cat(parts, dim=1)
 
-    return tuple(cat(s) for s in state) if isinstance(state, tuple) else cat(state)
+    return _each(cat, state)
 
 
 def own_lanes(state, batch_size: int):
@@ -139,7 +139,12 @@ def own_lanes(state, batch_size: int):
     if state is None or not _active():
         return state
     mine = slice(dist.get_rank() * batch_size, (dist.get_rank() + 1) * batch_size)
-    return tuple(s[:, mine].contiguous() for s in state) if isinstance(state, tuple) else state[:, mine].contiguous()
+    return _each(lambda s: s[:, mine].contiguous(), state)
+
+
+def _each(fn, state):
+    """fn of each tensor of a recurrent state (an LSTM's (h, c) tuple, or one tensor)."""
+    return tuple(fn(s) for s in state) if isinstance(state, tuple) else fn(state)
 
 
 def gather_rng_states(device: torch.device) -> list[torch.Tensor] | None:

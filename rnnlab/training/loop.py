@@ -350,8 +350,11 @@ def _train(model, batches, evaluate, config: TrainConfig, model_dir, device: tor
                     stopped = "max_steps"
                     break
                 # --max-time counts the whole run, resumed or not, like --max-steps.
-                # (the slowest rank's clock under DDP: every rank stops at one step, with one learning rate)
-                spent = distributed.agreed_max(elapsed_before + time.monotonic() - started, device)
+                # (the slowest rank's clock under DDP: every rank stops at one step, with one learning rate;
+                # agreed on only when a time budget reads it, one collective per step less otherwise)
+                spent = elapsed_before + time.monotonic() - started
+                if budget_s is not None:
+                    spent = distributed.agreed_max(spent, device)
                 if budget_s is not None and spent >= budget_s:
                     stopped = "max_time"
                     break
