@@ -292,13 +292,17 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     from rnnlab.data.registry import list_datasets
 
     for d in list_datasets():
-        size = f"{d.size:,} bytes" if d.size else "size recorded at first download"
+        size = f"{d.size:,} bytes" if d.size else "size not published"
         print(f"{d.name:18} {d.licence:24} {size}")
         print(f"{'':18} {d.description}")
         print(f"{'':18} source {d.source}")
-        for split, (filename, url, sha256, _size) in d.files.items():
-            print(f"{'':18} {split:6} {filename}  {url}")
-            print(f"{'':18} {'':6} sha256 {sha256 or '(recorded at first download)'}")
+        for split, file in d.files.items():
+            print(f"{'':18} {split:6} {file.filename}  {file.url}")
+            if file.sha256 is not None:
+                print(f"{'':18} {'':6} sha256 {file.sha256}")
+            elif file.published is not None:
+                print(f"{'':18} {'':6} {file.published.algorithm} {file.published.hexdigest} "
+                      f"(published by {file.published.publisher})")
     return 0
 
 

