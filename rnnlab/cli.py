@@ -11,17 +11,11 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
+from rnnlab.cli_flags import Parser as _Parser
+from rnnlab.cli_flags import add_run_options
 from rnnlab.errors import RnnlabError
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad command line in one line, like every other rnnlab error."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
 
 # Every character str.splitlines breaks at: a path or value a user typed may hold one, and an error is one line.
 _LINE_BREAKS = {ord(c): c.encode("unicode_escape").decode("ascii")
@@ -114,11 +108,8 @@ def _add_model_and_run_options(p: argparse.ArgumentParser) -> None:
                                              "small corpus, else 0)")
     t.add_argument("--precision", choices=["fp32", "bf16"],
                    help="fp32 (default, bitwise reproducible) or bf16 autocast")
-    r = p.add_argument_group("run")
-    r.add_argument("--resume", action="store_true", help="continue the interrupted run in MODEL_DIR")
-    r.add_argument("--overwrite", action="store_true", help="replace an existing MODEL_DIR")
+    r = add_run_options(p)
     r.add_argument("--init-from", dest="init_from", help="start from a trained model (or 'default')")
-    r.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _seed(text: str) -> int:
@@ -144,7 +135,7 @@ def _fractions(text: str) -> tuple[float, ...]:
 
 
 _RUN_KEYS = {"command", "corpus", "output", "val_file", "test_file", "data_dir", "resume", "overwrite",
-             "init_from", "no_progress", "func"}
+             "init_from", "quiet", "func"}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -153,7 +144,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     options = {k: v for k, v in vars(args).items() if k not in _RUN_KEYS and v is not None}
     api.train(args.corpus, args.output, val_file=args.val_file, test_file=args.test_file,
               data_dir=args.data_dir, resume=args.resume, overwrite=args.overwrite,
-              init_from=args.init_from, log=_err, progress=False if args.no_progress else None,
+              init_from=args.init_from, log=_err, progress=False if args.quiet else None,
               **options)
     return 0
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import re
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from rnnlab.cli_flags import add_quiet, add_run_options
 from rnnlab.config import check_seed
-from rnnlab.errors import ConfigError, DataError, ModelDirError, RnnlabError
+from rnnlab.errors import ConfigError, DataError, ModelDirError
 
 NETWORK_FLAGS = {  # dest -> ForecastConfig field, for the flags that only the network reads
     "lookback": "lookback", "season_profile": "season_profile", "cell": "cell", "hidden": "hidden_size",
@@ -40,15 +40,6 @@ STEPS = "a positive number of steps"
 
 
 # -- argument types ----------------------------------------------------------------------------------
-class _Parser(argparse.ArgumentParser):
-    """Usage errors in one line; a value refused by an argument type reads like the same check made later
-    by the configuration: `rnnlab: error: --step must be at least 1 (got 0)`."""
-
-    def error(self, message: str) -> NoReturn:
-        message = re.sub(r"^argument ([^:]+): (?=must )", r"\1 ", message)
-        self.exit(2, f"rnnlab: error: {message} (see {self.prog} --help)\n")
-
-
 def _whole_number(text: str) -> int:
     try:
         return int(text)
@@ -169,7 +160,7 @@ def _model_options(parser: argparse.ArgumentParser, horizon_required: bool) -> N
     net.add_argument("--samples", type=_positive_int("--samples"), help="simulated paths of the recursive mode (200)")
     net.add_argument("--checkpoint-every", type=_positive_int("--checkpoint-every"), metavar="EPOCHS",
                      help="checkpoint period (10)")
-    net.add_argument("--device", help="cpu (default), cuda, or auto")
+    net.add_argument("--device", help="cpu, cuda, cuda:N or auto (default auto: CUDA when present, as train)")
     net.add_argument("--threads", type=_positive_int("--threads"),
                      help="torch CPU threads while training (1: fastest for small networks)")
 
@@ -179,7 +170,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     forecast = subparsers.add_parser(
         "forecast", help="forecast numeric sequences (RNN/GRU/LSTM and baselines)",
         description="Forecast numeric sequences with recurrent networks, beside classical baselines.")
-    commands = forecast.add_subparsers(dest="forecast_command", metavar="COMMAND", parser_class=_Parser)
+    commands = forecast.add_subparsers(dest="forecast_command", metavar="COMMAND")  # the parent's Parser
     commands.required = True
     forecast.set_defaults(func=lambda args: forecast.print_help() or 2)
 
@@ -191,9 +182,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="fit a forecaster and save it to a model directory")
     train.add_argument("data", nargs="?", metavar="DATA", help="CSV file or dataset name")
     train.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
-    train.add_argument("--resume", action="store_true", help="continue the interrupted training in MODEL_DIR")
-    train.add_argument("--force", action="store_true", help="overwrite an existing MODEL_DIR")
-    train.add_argument("--no-progress", "--quiet", dest="quiet", action="store_true", help="no progress bar")
+    add_run_options(train, "training")
     _model_options(train, horizon_required=False)
     _data_options(train)
     train.set_defaults(func=cmd_train)
@@ -224,7 +213,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     backtest.add_argument("--no-refit", action="store_true",
                           help="fit once at the first origin, then only condition on new history")
     backtest.add_argument("-o", "--output", metavar="CSV", help="every forecast beside the actual values")
-    backtest.add_argument("--no-progress", "--quiet", dest="quiet", action="store_true", help="no progress bar")
+    add_quiet(backtest)
     _model_options(backtest, horizon_required=False)
     _data_options(backtest)
     backtest.set_defaults(func=cmd_backtest)
@@ -349,8 +338,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if isinstance(forecaster, RNNForecaster):
         forecaster.resolve(series)  # every check that can fail, before anything is written
     if out.exists() and (not out.is_dir() or modeldir.entries(out)):
-        if not args.force:
-            raise ModelDirError(f"{out} exists and is not empty; pass --force to overwrite it or --resume to "
+        if not args.overwrite:
+            raise ModelDirError(f"{out} exists and is not empty; pass --overwrite to replace it or --resume to "
                                 "continue its training")
         if not out.is_dir():
             raise ModelDirError(f"{out} exists and is not a directory")
@@ -531,15 +520,12 @@ def _chose(fitted: Any) -> dict:
 
 # -- standalone entry point -------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    """Run `forecast ...` arguments (argv starts with "forecast"); returns the exit code."""
-    parser = _Parser(prog="rnnlab")
-    register(parser.add_subparsers(dest="command", required=True))
+    """Run `forecast ...` arguments (argv starts with "forecast") through the one `rnnlab` command line
+    (rnnlab.cli.main: the same parser and error handling); returns the exit code, usage errors included."""
+    from rnnlab.cli import main as rnnlab_main
+
     try:
-        args = parser.parse_args(argv)
-        return int(args.func(args))
-    except RnnlabError as exc:
-        print(f"rnnlab: error: {exc.message}", file=sys.stderr)
-        return exc.exit_code
+        return rnnlab_main(argv)
     except SystemExit as exc:  # argparse: usage errors exit 2, --help exits 0
         return exc.code if isinstance(exc.code, int) else 2
 

@@ -31,3 +31,12 @@ class ModelDirError(RnnlabError):
 
 class VocabularyError(RnnlabError):
     """Text holding characters or words that the tokenizer does not know."""
+
+
+class MissingExtraError(RnnlabError):
+    """An optional dependency is not installed: one line naming the package and the extra that brings it."""
+
+    def __init__(self, package: str, needed_for: str, extra: str = "forecast"):
+        super().__init__(f"{needed_for} needs {package}: install the {extra} extra, "
+                         f"pip install 'rnnlab[{extra}]'")
+        self.package = package

@@ -77,18 +77,18 @@ def test_a_second_run_fails_while_the_directory_is_locked(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-def test_forecast_force_keeps_the_users_files_and_refuses_foreign_folders(tmp_path):
+def test_forecast_overwrite_keeps_the_users_files_and_refuses_foreign_folders(tmp_path):
     tiny = ("--horizon", "3", "--epochs", "1", "--hidden", "8", "--no-progress")
     folder = tmp_path / "hf"
     folder.mkdir()
     (folder / "config.json").write_text('{"model_type": "bert"}')
-    result = run_cli("forecast", "train", "air-passengers", "-o", folder, *tiny, "--force")
+    result = run_cli("forecast", "train", "air-passengers", "-o", folder, *tiny, "--overwrite")
     assert_one_line_error(result, "refusing to overwrite")
     assert (folder / "config.json").read_text() == '{"model_type": "bert"}'
     out = tmp_path / "fc"
     assert run_cli("forecast", "train", "air-passengers", "-o", out, *tiny).returncode == 0
     (out / "notes.txt").write_text("mine")
-    result = run_cli("forecast", "train", "air-passengers", "-o", out, *tiny, "--force")
+    result = run_cli("forecast", "train", "air-passengers", "-o", out, *tiny, "--overwrite")
     assert result.returncode == 0, result.stderr
     assert (out / "notes.txt").read_text() == "mine" and (out / "config.json").is_file()
 

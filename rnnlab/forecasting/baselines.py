@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.errors import ConfigError, DataError, ModelDirError, RnnlabError
+from rnnlab.errors import ConfigError, DataError, MissingExtraError, ModelDirError, RnnlabError
 from rnnlab.forecasting.backtest import backtest_method
 from rnnlab.forecasting.base import read_config, read_series, write_config, write_series
 from rnnlab.forecasting.forecast import Forecast
@@ -193,7 +193,7 @@ class StatsForecastForecaster(_Local):
         try:
             import statsforecast.models as models
         except ImportError:
-            raise RnnlabError(f"--model {self.model} needs statsforecast: pip install 'rnnlab[forecast]'") from None
+            raise MissingExtraError("statsforecast", f"--model {self.model}") from None
         cls = getattr(models, STATSFORECAST_MODELS[self.model])
         self.fitted = []
         for column in range(series.dim):

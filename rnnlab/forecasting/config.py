@@ -76,7 +76,7 @@ class ForecastConfig(JsonConfig):
     seed: int = field(default=0, metadata=flag_field("--seed"))
     samples: int = field(default=200, metadata=flag_field("--samples"))  # recursive mode: simulated paths
     checkpoint_every: int = field(default=10, metadata=flag_field("--checkpoint-every"))  # epochs
-    device: str = field(default="cpu", metadata=flag_field("--device"))
+    device: str = field(default="auto", metadata=flag_field("--device"))
     threads: int | None = field(default=1, metadata=flag_field("--threads"))  # small networks run fastest on one
 
 

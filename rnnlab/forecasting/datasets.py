@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnlab.errors import DataError, RnnlabError
+from rnnlab.errors import DataError, MissingExtraError
 from rnnlab.forecasting.series import Series, check_calendar, from_array, read_csv, split_names
 
 
@@ -39,7 +39,7 @@ def _need(package: str):
     try:
         return __import__(package)
     except ImportError:
-        raise RnnlabError(f"this dataset comes from {package}: pip install 'rnnlab[forecast]'") from None
+        raise MissingExtraError(package, "this dataset") from None
 
 
 def _air_passengers() -> Series:

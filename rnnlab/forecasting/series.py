@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.errors import ConfigError, DataError, RnnlabError
+from rnnlab.errors import ConfigError, DataError, MissingExtraError
 
 try:
     import pandas as pd
-except ImportError as _exc:  # pragma: no cover - pandas ships with the forecast extra
-    raise RnnlabError("forecasting needs pandas: pip install 'rnnlab[forecast]'") from _exc
+except ImportError as _exc:  # every forecasting module reaches pandas through here first
+    raise MissingExtraError("pandas", "forecasting") from _exc
 
 FILLS = ("error", "interpolate", "ffill")
 

@@ -80,8 +80,8 @@ def test_resume_and_refusal_to_overwrite(tmp_path, capsys):
     args = ["train", "air-passengers", "-o", model_dir, "--horizon", "3", *TINY]
     assert run(capsys, *args)[0] == 0
     code, _, err = run(capsys, *args)
-    assert code == 2 and "exists and is not empty; pass --force" in err
-    assert run(capsys, *args, "--force")[0] == 0
+    assert code == 2 and "exists and is not empty; pass --overwrite" in err
+    assert run(capsys, *args, "--overwrite")[0] == 0
     code, out, err = run(capsys, "train", "-o", model_dir, "--resume", "--no-progress")
     assert code == 0, err
     assert last_json(out)["epochs"] == [5]
