@@ -33,10 +33,12 @@ PROMPTS = ["Mowgli", "The wolf", "Bagheera said", "In the jungle", "Baloo", "She
            "At night"]
 
 
-def start_server(model: str | None, clients: int, tokens: int, timeout: float) -> tuple[subprocess.Popen, str]:
+def start_server(model: str | None, clients: int, tokens: int, timeout: float,
+                 stream_interval_ms: float | None) -> tuple[subprocess.Popen, str]:
     command = [sys.executable, "-m", "rnnlab", "serve", *([model] if model else []), "--port", "0",
                "--max-batch", str(clients), "--max-queue", str(4 * clients),
-               "--max-tokens-limit", str(max(tokens, 16)), "--timeout", str(timeout)]
+               "--max-tokens-limit", str(max(tokens, 16)), "--timeout", str(timeout),
+               *([] if stream_interval_ms is None else ["--stream-interval-ms", str(stream_interval_ms)])]
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     url: list[str] = []
     ready = threading.Event()
@@ -131,9 +133,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--time-limit", type=float, default=300.0)
+    parser.add_argument("--stream-interval-ms", type=float, default=None,
+                        help="passed to rnnlab serve (default: the server's own default)")
     args = parser.parse_args()
     name = "default" if args.model in (None, "default") else Path(args.model).resolve().name
-    proc, url = start_server(args.model, args.clients, args.tokens, args.time_limit)
+    proc, url = start_server(args.model, args.clients, args.tokens, args.time_limit, args.stream_interval_ms)
     try:
         asyncio.run(load(url, 2, 8, 60, name))  # warm up: imports, first steps
         served = asyncio.run(load(url, args.clients, args.tokens, args.time_limit, name))
@@ -147,7 +151,7 @@ def main() -> None:
           f"{served.get('p50_first_token_ms')} ms, p99 {served.get('p99_first_token_ms')} ms; "
           f"{served.get('errors')} errors", file=sys.stderr)
     emit({"benchmark": "serve_load", "model": name, "clients": args.clients, "tokens_per_client": args.tokens,
-          **served, "offline_tokens_per_s": round(offline, 1), "ratio_to_offline": round(ratio, 3),
+          "stream_interval_ms": args.stream_interval_ms, **served, "offline_tokens_per_s": round(offline, 1), "ratio_to_offline": round(ratio, 3),
           "threads": torch.get_num_threads(), "cpus": os.cpu_count()})
 
 

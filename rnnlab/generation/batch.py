@@ -7,8 +7,8 @@ KV cache: the server keeps one batch per model and, between two steps,
     state  [L, 3, H]                                         select     cat the primed state
     logits [3, V]                                            rows 0,1   and next-token logits
 
-then chooses one token per row and steps the stack once for all of them (`make_stepper`, rebuilt only when
-the rows change). Each row keeps its own settings: temperature, top-k, top-p, frequency and presence
+then chooses one token per row and steps the stack once for all of them (`make_stepper` once, then
+`Stepper.resized` whenever the rows change: the prepared weights are kept). Each row keeps its own settings: temperature, top-k, top-p, frequency and presence
 penalties (over its own generated ids) and its own `torch.Generator`, whose Gumbel noise is drawn for that
 row alone: a seeded row chooses the tokens `next_token` would with that generator, whichever rows share
 its batch. The transforms are those of transforms.py, applied with one value per row.
@@ -97,6 +97,7 @@ class ContinuousDecoder:
         self.logits: Tensor | None = None  # [B, V] next-token logits of self.rows
         self.counts: Tensor | None = None  # [B, V] generated-id counts (penalties)
         self.stepper = None
+        self._template = None  # the first stepper built: later ones are resized from it
         self._pending: Tensor | None = None  # the tokens chosen last step, not yet run through the stack
         self._joining: list[tuple[_Row, Sequence[int]]] = []
         self._leaving: set = set()
@@ -178,7 +179,11 @@ class ContinuousDecoder:
             rows += [row for row, _ in group]
         self.rows, self.state, self.logits, self.counts = rows, state, logits, counts
         self._columns = _Columns.of(rows, self.vocab, self.device)
-        self.stepper = make_stepper(self.model, state, len(rows), _STEPS_HINT) if rows else None
+        self.stepper = None
+        if rows:
+            if self._template is None:
+                self._template = make_stepper(self.model, None, 1, _STEPS_HINT)
+            self.stepper = self._template.resized(state, len(rows))
 
     def _current_state(self):
         return self.stepper.state() if self.stepper is not None else self.state

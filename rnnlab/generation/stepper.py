@@ -5,7 +5,9 @@ but `model(ids, state)` pays a fixed price on every call that is larger than tha
 modules run each layer through oneDNN's RNN primitive (aten::mkldnn_rnn_layer, about 0.2 ms a layer
 per call on a 2x256 LSTM at batch 1, whatever the sequence length), and the model embeds, reshapes
 and slices around them. `CellStepper` is built once per decode from the model's weights and then replays
-the same cell equations with a fixed, short list of tensor ops writing into preallocated buffers:
+the same cell equations with a fixed, short list of tensor ops writing into preallocated buffers
+(`resized` gives a stepper for another batch that shares the prepared weights: a server's batch changes
+size whenever a request joins or leaves, and preparing 2x512 weights again cost a decode step and a half):
 
     layer 0:  one row of a per-token table (the embedding folded into the input projection,
               table[V, G*H] = embedding @ W_ih0^T + biases) + h0 @ W_hh0^T
@@ -27,6 +29,7 @@ the CPU, any other module) is stepped by `ModelStepper`, its own forward.
 
 from __future__ import annotations
 
+import copy
 from typing import Protocol
 
 import torch
@@ -50,6 +53,9 @@ class Stepper(Protocol):
     def state(self) -> State:
         """The current state in the model's own format (a copy the stepper will not touch again)."""
 
+    def resized(self, state: State | None, batch: int) -> Stepper:
+        """A stepper of the same model for `batch` rows starting from `state`, sharing the weights."""
+
 
 class ModelStepper:
     """The model's own forward, one token at a time: for models `CellStepper` does not cover."""
@@ -64,6 +70,9 @@ class ModelStepper:
 
     def state(self) -> State:
         return self._state
+
+    def resized(self, state: State | None, batch: int) -> ModelStepper:
+        return ModelStepper(self.model, state)
 
 
 def step_kind(model: nn.Module) -> str | None:
@@ -115,12 +124,14 @@ class _TableInput:
 class _EmbeddingInput:
     """Layer 0's input projection when the table is not built: gather embedding rows, then project."""
 
-    def __init__(self, model: RNNLanguageModel, w_ih: Tensor, bias: Tensor, batch: int):
+    def __init__(self, model: RNNLanguageModel, w_ih: Tensor, bias: Tensor):
         self.embedding = model.embedding.weight.detach()
         self.w_t, self.bias = _t(w_ih), bias
-        self.x = self.embedding.new_empty(batch, self.embedding.shape[1])
+        self.x = self.embedding.new_empty(0, self.embedding.shape[1])
 
     def project(self, tokens: Tensor, out: Tensor) -> None:
+        if self.x.shape[0] != tokens.shape[0]:  # a resized stepper's first step
+            self.x = self.embedding.new_empty(tokens.shape[0], self.embedding.shape[1])
         torch.index_select(self.embedding, 0, tokens, out=self.x)
         torch.addmm(self.bias, self.x, self.w_t, out=out)
 
@@ -143,11 +154,17 @@ class _LSTMLayer:
     tanh costs several times what sigmoid does, and at batch 64 it was a tenth of the step.
     """
 
-    def __init__(self, project, w_hh: Tensor, h: Tensor, c: Tensor):
-        self.project, self.w_hh_t, self.h, self.c = project, _t(double_g_rows(w_hh)), h, c
-        self.gates = h.new_empty(h.shape[0], w_hh.shape[0])
-        self.i, self.f, self.g, self.o = self.gates.chunk(4, dim=1)
-        self.tanh_c = torch.empty_like(h)
+    def __init__(self, project, w_hh: Tensor):
+        self.project, self.w_hh_t = project, _t(double_g_rows(w_hh))
+
+    def bind(self, h: Tensor, c: Tensor) -> _LSTMLayer:
+        """This layer's weights on the state rows h, c [B, H] (a copy; the weights are shared)."""
+        layer = copy.copy(self)
+        layer.h, layer.c = h, c
+        layer.gates = h.new_empty(h.shape[0], self.w_hh_t.shape[1])
+        layer.i, layer.f, layer.g, layer.o = layer.gates.chunk(4, dim=1)
+        layer.tanh_c = torch.empty_like(h)
+        return layer
 
     def step(self, x: Tensor) -> Tensor:
         self.project(x, self.gates)
@@ -170,15 +187,20 @@ def double_g_rows(t: Tensor) -> Tensor:
 class _GRULayer:
     """r, z = σ(x part + h part); n = tanh(x_n + r * (h @ W_hn^T + b_hn)); h' = n + z * (h - n)."""
 
-    def __init__(self, project, w_hh: Tensor, b_hh: Tensor, h: Tensor):
-        self.project, self.w_hh_t, self.b_hh, self.h = project, _t(w_hh), b_hh, h
+    def __init__(self, project, w_hh: Tensor, b_hh: Tensor):
+        self.project, self.w_hh_t, self.b_hh = project, _t(w_hh), b_hh
+
+    def bind(self, h: Tensor, _c: None = None) -> _GRULayer:
+        layer = copy.copy(self)
+        layer.h = h
         B, H = h.shape
-        self.gx, self.gh = h.new_empty(B, 3 * H), h.new_empty(B, 3 * H)
-        self.rz = h.new_empty(B, 2 * H)
-        self.r, self.z = self.rz.chunk(2, dim=1)
-        self.n, self.h_minus_n = torch.empty_like(h), torch.empty_like(h)
-        self.gx_rz, self.gx_n = self.gx[:, :2 * H], self.gx[:, 2 * H:]
-        self.gh_rz, self.gh_n = self.gh[:, :2 * H], self.gh[:, 2 * H:]
+        layer.gx, layer.gh = h.new_empty(B, 3 * H), h.new_empty(B, 3 * H)
+        layer.rz = h.new_empty(B, 2 * H)
+        layer.r, layer.z = layer.rz.chunk(2, dim=1)
+        layer.n, layer.h_minus_n = torch.empty_like(h), torch.empty_like(h)
+        layer.gx_rz, layer.gx_n = layer.gx[:, :2 * H], layer.gx[:, 2 * H:]
+        layer.gh_rz, layer.gh_n = layer.gh[:, :2 * H], layer.gh[:, 2 * H:]
+        return layer
 
     def step(self, x: Tensor) -> Tensor:
         self.project(x, self.gx)
@@ -193,9 +215,13 @@ class _GRULayer:
 class _ElmanLayer:
     """h' = tanh or relu(x part + h @ W_hh^T)."""
 
-    def __init__(self, project, w_hh: Tensor, h: Tensor, relu: bool):
-        self.project, self.w_hh_t, self.h, self.relu = project, _t(w_hh), h, relu
-        self.pre = torch.empty_like(h)
+    def __init__(self, project, w_hh: Tensor, relu: bool):
+        self.project, self.w_hh_t, self.relu = project, _t(w_hh), relu
+
+    def bind(self, h: Tensor, _c: None = None) -> _ElmanLayer:
+        layer = copy.copy(self)
+        layer.h, layer.pre = h, torch.empty_like(h)
+        return layer
 
     def step(self, x: Tensor) -> Tensor:
         self.project(x, self.pre)
@@ -216,21 +242,35 @@ class CellStepper:
 
     def __init__(self, model: RNNLanguageModel, state: State | None, batch: int, fold: bool = True):
         c = model.config
-        self.kind, self.folded = c.cell, fold
-        ref = model.decoder.weight
-        self.h_all = ref.new_zeros(c.layers, batch, c.hidden_size)
+        self.kind, self.folded, self.hidden_size = c.cell, fold, c.hidden_size
+        with torch.no_grad():
+            weights = model.gated_layer_weights()
+            self._weights = [self._layer(model, k, weights[k], fold) for k in range(c.layers)]
+            self.projection_weights = None
+            if model.projection is not None:
+                self.projection_weights = (model.projection.bias.detach(), _t(model.projection.weight))
+            self.decoder = (model.decoder.bias.detach(), _t(model.decoder.weight))
+        self._bind(state, batch)
+
+    def _bind(self, state: State | None, batch: int) -> None:
+        """Buffers for `batch` rows, the state copied in (None: zeros), each layer bound to its rows."""
+        bias, w_t = self.decoder
+        self.h_all = w_t.new_zeros(len(self._weights), batch, self.hidden_size)
         self.c_all = torch.zeros_like(self.h_all) if self.kind == "lstm" else None
         if state is not None:
             self._load(state)
-        with torch.no_grad():
-            weights = model.gated_layer_weights()
-            self.layers = [self._layer(model, k, weights[k], batch, fold) for k in range(c.layers)]
-            self.projection = None
-            if model.projection is not None:
-                self.projection = (model.projection.bias.detach(), _t(model.projection.weight),
-                                   ref.new_empty(batch, model.projection.out_features))
-            self.decoder = (model.decoder.bias.detach(), _t(model.decoder.weight))
-        self.logits = ref.new_empty(batch, c.vocab_size)
+        self.layers = [layer.bind(self.h_all[k], None if self.c_all is None else self.c_all[k])
+                       for k, layer in enumerate(self._weights)]
+        self.projection = None
+        if self.projection_weights is not None:
+            p_bias, p_w_t = self.projection_weights
+            self.projection = (p_bias, p_w_t, w_t.new_empty(batch, p_w_t.shape[1]))
+        self.logits = w_t.new_empty(batch, w_t.shape[1])
+
+    def resized(self, state: State | None, batch: int) -> CellStepper:
+        stepper = copy.copy(self)
+        stepper._bind(state, batch)
+        return stepper
 
     def _load(self, state: State) -> None:
         if self.kind == "lstm":
@@ -239,7 +279,7 @@ class CellStepper:
         else:
             self.h_all.copy_(state)
 
-    def _layer(self, model: RNNLanguageModel, k: int, weights, batch: int, fold: bool):
+    def _layer(self, model: RNNLanguageModel, k: int, weights, fold: bool):
         w_ih, w_hh, b_ih, b_hh = weights
         # GRU's b_hn sits inside r * (W_hn h + b_hn), so its hidden bias stays with the hidden product.
         bias = b_ih if self.kind == "gru" else b_ih + b_hh
@@ -250,13 +290,12 @@ class CellStepper:
         elif fold:
             project = _TableInput(model, w_ih, bias).project
         else:
-            project = _EmbeddingInput(model, w_ih, bias, batch).project
-        h = self.h_all[k]
+            project = _EmbeddingInput(model, w_ih, bias).project
         if self.kind == "lstm":
-            return _LSTMLayer(project, w_hh, h, self.c_all[k])
+            return _LSTMLayer(project, w_hh)
         if self.kind == "gru":
-            return _GRULayer(project, w_hh, b_hh, h)
-        return _ElmanLayer(project, w_hh, h, relu=self.kind == "rnn_relu")
+            return _GRULayer(project, w_hh, b_hh)
+        return _ElmanLayer(project, w_hh, relu=self.kind == "rnn_relu")
 
     def step(self, tokens: Tensor) -> Tensor:
         """tokens[B] -> logits[B, V]: a buffer overwritten by the next step (clone it to keep it)."""
@@ -306,6 +345,13 @@ class MinStepper:
         self.h = self.table.new_zeros(c.layers, batch, c.hidden_size)
         if state is not None:
             self.h.copy_(state)
+
+    def resized(self, state: State | None, batch: int) -> MinStepper:
+        stepper = copy.copy(self)
+        stepper.h = self.h.new_zeros(self.h.shape[0], batch, self.h.shape[2])
+        if state is not None:
+            stepper.h.copy_(state)
+        return stepper
 
     def step(self, tokens: Tensor) -> Tensor:
         H = self.H

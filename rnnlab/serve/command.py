@@ -30,6 +30,9 @@ def register(sub) -> None:
                    help="longer prompts get 413 (default 20000)")
     p.add_argument("--timeout", type=float, default=120.0,
                    help="seconds a request may take, waiting included (default 120)")
+    p.add_argument("--stream-interval-ms", type=float, default=25.0, dest="stream_interval_ms",
+                   help="a streamed completion's tokens are sent at most this often, several per chunk; the "
+                        "first token goes out at once (default 25; 0 sends every token as it comes)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, ... (default cpu)")
     p.set_defaults(func=cmd_serve)
 
@@ -70,6 +73,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         ("--max-tokens-limit", args.max_tokens_limit), ("--max-prompt-chars", args.max_prompt_chars),
                         ("--timeout", args.timeout)):
         _positive(value, flag)
+    _positive(args.stream_interval_ms, "--stream-interval-ms", allow_zero=True)
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be from 0 to 65535 (got {args.port})")
     dirs = model_dirs(args.models, args.named)
@@ -99,11 +103,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return models
 
     limits = Limits(max_batch=args.max_batch, max_queue=args.max_queue, max_tokens_limit=args.max_tokens_limit,
-                    max_prompt_chars=args.max_prompt_chars, timeout=args.timeout)
+                    max_prompt_chars=args.max_prompt_chars, timeout=args.timeout,
+                    stream_interval=args.stream_interval_ms / 1000)
     app = create_app(loader=loader, limits=limits)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
     print(f"rnnlab serve: listening on http://{host}:{port} (models: {', '.join(dirs)}; loading)",
           file=sys.stderr, flush=True)
+    # The decode loop releases the GIL inside every tensor op and must win it back after each one; with
+    # Python's 5 ms switch interval a busy event loop (64 clients' requests) kept it waiting that long
+    # per op. 1 ms gave the loop ~1.3x the served tokens/s at 64 streaming clients (benchmarks/serve_load.py).
+    sys.setswitchinterval(0.001)
     server.run(sockets=[listener])
     if failed:
         raise RnnlabError(failed[0])

@@ -50,6 +50,7 @@ class Limits:
     max_tokens_limit: int = 2048
     max_prompt_chars: int = 20_000
     timeout: float = 120.0  # seconds a request may run, queue included
+    stream_interval: float = 0.025  # seconds between hand-overs of tokens to the HTTP side (scheduler.Outbox)
 
 
 @dataclass(frozen=True)

@@ -144,3 +144,28 @@ def test_the_stepper_reads_the_weights_the_model_hands_out(monkeypatch):
     monkeypatch.setattr(model, "gated_layer_weights", lambda: calls.append(1) or real)
     CellStepper(model, None, batch=1)
     assert calls == [1]
+
+
+@pytest.mark.parametrize("variant, fold", [(v, True) for v in VARIANTS] + [("embedding", False), ("tied", False)])
+@pytest.mark.parametrize("cell", CELLS)
+def test_a_resized_stepper_follows_the_model_and_leaves_the_first_alone(cell, variant, fold):
+    """A server's batch changes size as requests come and go: the resized stepper shares the prepared
+    weights, has its own buffers, and both follow the model."""
+    model = _model(cell, 2, **VARIANTS[variant])
+    first_state = _random_state(model, 3)
+    first = CellStepper(model, first_state, batch=3, fold=fold)
+    state = _random_state(model, 5)
+    resized = first.resized(state, 5)
+    assert resized.layers[0].w_hh_t is first.layers[0].w_hh_t  # shared, not prepared again
+    ids = torch.randint(0, V, (5, 6), generator=torch.Generator().manual_seed(6))
+    _follow(model, resized, ids, state)
+    _follow(model, first, ids[:3], first_state)  # untouched by the resized one's steps
+    _follow(model, first.resized(None, 1), ids[:1], None)
+
+
+def test_the_model_stepper_resizes_to_its_own_forward():
+    model = _model("lstm", 1, cell_impl="reference")
+    state = _random_state(model, 4)
+    stepper = ModelStepper(model, None).resized(state, 4)
+    ids = torch.randint(0, V, (4, 5), generator=torch.Generator().manual_seed(7))
+    _follow(model, stepper, ids, state)

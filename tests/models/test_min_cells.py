@@ -153,3 +153,17 @@ def test_dropout_acts_in_training_only():
 def test_settings_the_min_cells_cannot_honour_are_refused_by_flag(settings, flag):
     with pytest.raises(ConfigError, match=flag):
         ModelConfig(vocab_size=5, cell="mingru", **settings)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_a_resized_stepper_continues_other_rows_from_their_state(cell):
+    model = _model(cell)
+    ids = torch.randint(0, 11, (2, 25), generator=torch.Generator().manual_seed(4))
+    with torch.inference_mode():
+        full, _ = model(ids)
+        _, primed = model(ids[:, :17])
+        first = make_stepper(model, None, batch=5, steps=8)
+        stepper = first.resized(primed, 2)
+        assert stepper.table is first.table and first.h.shape[1] == 5
+        for t in range(17, 25):
+            torch.testing.assert_close(stepper.step(ids[:, t]), full[:, t], atol=1e-5, rtol=0)

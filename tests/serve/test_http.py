@@ -151,6 +151,8 @@ def test_the_command_line_refuses_a_missing_model_and_a_taken_port(tmp_path, ser
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "cannot listen" in out.stderr
     out = subprocess.run([*run, "--model", "x"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "NAME=DIR" in out.stderr
+    out = subprocess.run([*run, "--stream-interval-ms", "-5"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stderr == "rnnlab: error: --stream-interval-ms must be >= 0 (got -5.0)\n"
 
 
 def test_a_request_past_the_timeout_ends_with_what_it_has(char_model_dir):
