@@ -11,10 +11,12 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from typing import Any
 
 from rnnlab.cli_flags import Parser as _Parser
-from rnnlab.cli_flags import add_run_options
+from rnnlab.cli_flags import add_config_options, add_run_options
+from rnnlab.config import DataConfig, ModelConfig, TrainConfig
 from rnnlab.errors import RnnlabError
 
 # Every character str.splitlines breaks at: a path or value a user typed may hold one, and an error is one line.
@@ -37,79 +39,19 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data (set once for a token store, when it is prepared)")
-    g.add_argument("--level", choices=["char", "word", "bpe"], help="token level (default char)")
-    g.add_argument("--lower", action="store_true", default=None, help="lower-case the text: training text, prompts and evaluation text (any level)")
-    g.add_argument("--max-vocab", type=int, dest="max_vocab", help="keep the N most frequent words")
-    g.add_argument("--min-count", type=int, dest="min_count", help="words seen fewer times become <unk>")
-    g.add_argument("--vocab-size", type=int, dest="vocab_size", help="BPE vocabulary size")
-    g.add_argument("--keras-compat", action="store_true", default=None, dest="keras_compat",
-                   help="word tokenizer with Keras Tokenizer semantics")
-    g.add_argument("--keep-header", action="store_true", default=None, dest="keep_header",
-                   help="keep a Project Gutenberg header and footer")
-    g.add_argument("--encoding", help="how the corpus files are decoded (default utf-8), e.g. latin-1")
-    g.add_argument("--errors", choices=["strict", "replace", "ignore"],
-                   help="a byte the encoding cannot decode: refuse the file (strict, the default) or read it "
-                        "as U+FFFD (replace) or drop it (ignore)")
-    g.add_argument("--split", type=_fractions, help="train,valid,test fractions (default 0.9,0.05,0.05)")
-    g.add_argument("--val-file", help="validation text (instead of a split of CORPUS)")
-    g.add_argument("--test-file", help="test text")
-    g.add_argument("--data-dir", help="folder that already holds named corpora (or RNNLAB_DATA_DIR)")
+    add_config_options(g, DataConfig)
+    g.add_argument("--val-file", help="validation text (default: a split of CORPUS)")
+    g.add_argument("--test-file", help="test text (default: a split of CORPUS)")
+    g.add_argument("--data-dir", help="folder that already holds named corpora (default: RNNLAB_DATA_DIR, "
+                                      "else the download cache)")
 
 
 def _add_model_and_run_options(p: argparse.ArgumentParser) -> None:
-    m = p.add_argument_group("model")
-    m.add_argument("--cell", choices=["lstm", "gru", "rnn_tanh", "rnn_relu", "mingru", "minlstm"],
-                   help="recurrent cell (default lstm); mingru/minlstm: parallel-scan cells in residual blocks")
-    m.add_argument("--layers", type=int)
-    m.add_argument("--hidden", type=int, dest="hidden_size")
-    m.add_argument("--embedding", type=int, dest="embedding_size")
-    m.add_argument("--dropout", type=float)
-    m.add_argument("--weight-drop", type=float, dest="weight_drop",
-                   help="DropConnect on the recurrent weights while training (default 0)")
-    m.add_argument("--embed-dropout", type=float, dest="embed_dropout",
-                   help="drop whole rows of the embedding while training (AWD-LSTM; default 0.1 on a "
-                        "small corpus, under 0.15 training characters per parameter, else 0)")
-    m.add_argument("--locked-dropout", action=argparse.BooleanOptionalAction, default=None, dest="locked_dropout",
-                   help="--dropout with one mask per sequence on the inputs, between layers and on the outputs "
-                        "(default: on for a small corpus, under 0.15 training characters per parameter)")
-    m.add_argument("--mlp-ratio", type=int, dest="mlp_ratio",
-                   help="MLP width of each mingru/minlstm block, times --hidden (default 4; 0: none)")
-    m.add_argument("--tie-weights", action="store_true", default=None, dest="tie_weights")
-    m.add_argument("--input", choices=["embedding", "onehot"])
-    m.add_argument("--bidirectional", action="store_true", default=None)
-    m.add_argument("--cell-impl", choices=["fused", "reference"], dest="cell_impl")
-    t = p.add_argument_group("training")
-    t.add_argument("--objective", choices=["sequence", "window", "prefixes"])
-    t.add_argument("--seq-len", type=int, dest="seq_len")
-    t.add_argument("--batch-size", type=int, dest="batch_size")
-    t.add_argument("--window", type=int)
-    t.add_argument("--stride", type=int)
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--max-steps", type=int, dest="max_steps")
-    t.add_argument("--max-time", type=float, dest="max_time", help="minutes of wall clock")
-    t.add_argument("--optimizer", choices=["adamw", "adam", "rmsprop", "sgd"])
-    t.add_argument("--lr", type=float)
-    t.add_argument("--weight-decay", type=float, dest="weight_decay")
-    t.add_argument("--schedule", choices=["cosine", "plateau", "constant"])
-    t.add_argument("--warmup", type=int, dest="warmup_steps")
-    t.add_argument("--clip", type=float)
-    t.add_argument("--ema", type=float, help="evaluate and keep an exponential moving average of the weights "
-                   "with this decay, e.g. 0.999 (default 0: off)")
-    t.add_argument("--eval-every", type=int, dest="eval_every")
-    t.add_argument("--patience", type=int)
-    t.add_argument("--min-delta", type=float, dest="min_delta")
-    t.add_argument("--seed", type=_seed)
-    t.add_argument("--sample-every", type=int, dest="sample_every")
-    t.add_argument("--checkpoint-every", type=int, dest="checkpoint_every")
-    t.add_argument("--device")
-    t.add_argument("--ar", type=float, help="activation regularisation alpha (AWD-LSTM; 0: off; default 2 "
-                                            "on a small corpus, else 0)")
-    t.add_argument("--tar", type=float, help="temporal activation regularisation beta (0: off; default 1 on a "
-                                             "small corpus, else 0)")
-    t.add_argument("--precision", choices=["fp32", "bf16"],
-                   help="fp32 (default, bitwise reproducible) or bf16 autocast")
+    add_config_options(p.add_argument_group("model"), ModelConfig)
+    add_config_options(p.add_argument_group("training"), TrainConfig)
     r = add_run_options(p)
-    r.add_argument("--init-from", dest="init_from", help="start from a trained model (or 'default')")
+    r.add_argument("--init-from", dest="init_from", help="start from a trained model, or 'default' (default: "
+                                                         "random weights)")
 
 
 def _seed(text: str) -> int:
@@ -127,13 +69,6 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(exc.message.strip()) from None
 
 
-def _fractions(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected three fractions like 0.9,0.05,0.05, got {text!r}") from None
-
-
 _RUN_KEYS = {"command", "corpus", "output", "val_file", "test_file", "data_dir", "resume", "overwrite",
              "init_from", "quiet", "func"}
 
@@ -149,16 +84,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-_DATA_KEYS = ("level", "lower", "max_vocab", "min_count", "vocab_size", "keras_compat", "keep_header", "encoding",
-              "errors", "split")
-
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from rnnlab.config import DataConfig
     from rnnlab.data import token_store
     from rnnlab.data.tokenizers import load_tokenizer
 
-    given = {k: getattr(args, k) for k in _DATA_KEYS if getattr(args, k) is not None}
+    given = {f.name: getattr(args, f.name) for f in fields(DataConfig) if getattr(args, f.name) is not None}
     tokenizer = None
     if args.tokenizer is not None:
         tokenizer = load_tokenizer(args.tokenizer)

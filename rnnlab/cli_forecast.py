@@ -17,152 +17,57 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rnnlab.cli_flags import add_quiet, add_run_options
-from rnnlab.config import check_seed
+from rnnlab.cli_flags import add_config_options, add_quiet, add_run_options, whole_number
+from rnnlab.config import ForecastConfig, flag_of
 from rnnlab.errors import ConfigError, DataError, ModelDirError
 
-NETWORK_FLAGS = {  # dest -> ForecastConfig field, for the flags that only the network reads
-    "lookback": "lookback", "season_profile": "season_profile", "cell": "cell", "hidden": "hidden_size",
-    "layers": "layers", "dropout": "dropout",
-    "highway": "highway",
-    "scaler": "scaler", "log": "log", "diff": "diff", "window_norm": "window_norm", "recursive": "recursive",
-    "head": "head", "ensemble": "ensemble", "combine": "combine", "epochs": "epochs",
-    "batch_size": "batch_size", "lr": "lr", "weight_decay": "weight_decay", "clip": "clip",
-    "patience": "patience", "val_size": "val_size", "seed": "seed", "samples": "samples",
-    "checkpoint_every": "checkpoint_every", "device": "device", "threads": "threads",
-}
+# The ForecastConfig fields that only the network reads: each a flag of the "network" group.
+NETWORK_FIELDS = ("lookback", "season_profile", "cell", "hidden_size", "layers", "dropout", "highway", "scaler",
+                  "log", "diff", "window_norm", "recursive", "head", "ensemble", "combine", "epochs", "batch_size",
+                  "lr", "weight_decay", "clip", "patience", "val_size", "seed", "samples", "checkpoint_every",
+                  "device", "threads")
 AUTO_FLAGS = {"seed", "device", "threads"}  # flags that leave the automatic choice on (they shape no network)
 MODEL_FILES = ("model.safetensors", "training_state.safetensors", "metrics.jsonl", "config.json",
                "scaler.json", "series.safetensors")
-
-
-STEPS = "a positive number of steps"
-
-
-# -- argument types ----------------------------------------------------------------------------------
-def _whole_number(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number (got {text!r})") from None
-
-
-def _int_at_least(flag: str, minimum: int, meaning: str | None = None):
-    def parse(text: str) -> int:
-        value = _whole_number(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be {meaning or f'at least {minimum}'} (got {value})")
-        return value
-    parse.__name__ = flag
-    return parse
-
-
-def _positive_int(flag: str, meaning: str | None = None):
-    return _int_at_least(flag, 1, meaning)
-
-
-def _non_negative_int(flag: str):
-    """For counts where 0 means off (--patience, --val-size)."""
-    return _int_at_least(flag, 0)
-
-
-def _seed(text: str) -> int:
-    """--seed: the one seed range of rnnlab.config.check_seed, reported as a usage error."""
-    try:
-        return check_seed(_whole_number(text))
-    except ConfigError as exc:  # argparse names the flag itself
-        raise argparse.ArgumentTypeError(exc.message.removeprefix("--seed ")) from None
-
-
-def _diff(text: str) -> tuple:
-    lags: list[Any] = []
-    for part in text.split(","):
-        part = part.strip()
-        if part in ("season", "s"):
-            lags.append("season")
-            continue
-        try:
-            lags.append(int(part))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"lags are whole numbers or 'season' (got {part!r})") from None
-    return tuple(lags)
 
 
 # -- parser ----------------------------------------------------------------------------------------
 def _data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data (a CSV, or a dataset name from `rnnlab forecast datasets`)")
     group.add_argument("--id", metavar="COL", help="series id column of long-format data (many series, one row per "
-                                                   "series and time; found by name when it is unique_id)")
-    group.add_argument("--data-dir", metavar="DIR", help="folder holding panels such as m4-hourly (or RNNLAB_DATA_DIR)")
+                                                   "series and time; default: unique_id when the data has it)")
+    group.add_argument("--data-dir", metavar="DIR", help="folder holding panels such as m4-hourly (default: RNNLAB_DATA_DIR)")
     group.add_argument("--time", metavar="COL", help="time column (dates or integer steps; ds is found by name in "
-                                                     "long format); none: steps 0..T-1")
-    group.add_argument("--target", metavar="COL[,COL]", help="value column(s) to forecast (multivariate allowed)")
-    group.add_argument("--covariates", metavar="COL[,COL]", help="past covariates: known up to the last observation")
+                                                     "long format; default: none, steps 0..T-1)")
+    group.add_argument("--target", metavar="COL[,COL]", help="value column(s) to forecast, multivariate allowed (default: "
+                                                                "the one numeric column)")
+    group.add_argument("--covariates", metavar="COL[,COL]", help="past covariates: known up to the last observation "
+                                                                    "(default: none)")
     group.add_argument("--future-covariates", metavar="COL[,COL]",
-                       help="known-future covariates; rows after the last target value carry their future values")
+                       help="known-future covariates; rows after the last target value carry their future values "
+                            "(default: none)")
     group.add_argument("--calendar", metavar="NAME[,NAME]",
                        help="calendar features derived from the dates: month, quarter, dayofweek, day, dayofyear, "
-                            "weekofyear, hour, minute")
+                            "weekofyear, hour, minute (default: none)")
     group.add_argument("--fill", choices=("error", "interpolate", "ffill"), default=None,
-                       help="missing values: error (default, names the first gap), interpolate, or ffill")
+                       help="missing values: error (names the first gap), interpolate, or ffill (default: error)")
     group.add_argument("--freq", help="resample onto this pandas frequency (MS, D, h, ...): irregular time stamps "
-                                      "are an error without it")
-    group.add_argument("--season-length", type=_positive_int("--season-length"), metavar="M",
-                       help="season length (default from the frequency: 12 monthly, 7 daily, ...)")
+                                      "are an error without it (default: none)")
+    group.add_argument("--season-length", type=whole_number("--season-length"), metavar="M",
+                       help="season length (default: from the frequency, 12 monthly, 7 daily, ...)")
 
 
-def _model_options(parser: argparse.ArgumentParser, horizon_required: bool) -> None:
+def _model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=None, metavar="SPEC",
                        help="auto (the default with no network flags: networks and classical models compared on the "
                             "series' last H points, the best or a blend kept), rnn (the default with network "
                             "flags), lstm, gru, naive, seasonal-naive, drift, auto-arima, auto-ets, auto-theta")
-    group.add_argument("--horizon", type=_positive_int("--horizon", STEPS), required=horizon_required, metavar="H",
-                       help="steps to forecast")
-    group.add_argument("--intervals", metavar="L[,L]", help="prediction interval levels in percent (default 80,95)")
+    add_config_options(group, ForecastConfig, ("horizon", "intervals"))
     net = parser.add_argument_group("network (rnn, lstm, gru)")
-    net.add_argument("--lookback", type=_positive_int("--lookback"), metavar="L",
-                     help="input window (default max(3 seasons, 2 horizons, 8), at most 192, + the differencing lags)")
-    net.add_argument("--season-profile", type=_non_negative_int("--season-profile"), metavar="K",
-                     help="average the K seasons before each step into one input (default: 2 when the season "
-                          "is longer than the window; 0 = off)")
-    net.add_argument("--windows-per-series", type=_positive_int("--windows-per-series"), metavar="N",
-                     help="many series: training windows drawn from each series (64)")
-    net.add_argument("--cell", choices=("lstm", "gru", "rnn", "rnn_tanh", "rnn_relu"), help="recurrent cell (lstm)")
-    net.add_argument("--hidden", type=_positive_int("--hidden"), metavar="N", help="hidden units (32)")
-    net.add_argument("--layers", type=_positive_int("--layers"), metavar="N", help="stacked recurrent layers (1)")
-    net.add_argument("--dropout", type=float, metavar="P", help="dropout (0)")
-    net.add_argument("--highway", action="store_true", default=None,
-                     help="add a linear skip from the input window to the outputs (LSTNet's autoregressive part)")
-    net.add_argument("--scaler", choices=("robust", "standard", "minmax", "none"),
-                     help="scaler fitted on the training range (robust)")
-    net.add_argument("--log", action="store_true", default=None, help="log-transform the target (inverted on output)")
-    net.add_argument("--diff", nargs="?", const=(1,), type=_diff, metavar="LAGS",
-                     help="difference at these lags, e.g. 1, season, or 1,season (alone: 1); inverted on output")
-    net.add_argument("--window-norm", choices=("none", "last", "mean", "standard"),
-                     help="normalise each input window by its last value or mean (and spread) (none)")
-    net.add_argument("--recursive", action="store_true", default=None,
-                     help="one-step model rolled forward (default: a direct head emitting all H steps)")
-    net.add_argument("--head", choices=("quantile", "gaussian"), help="probabilistic head (quantile)")
-    net.add_argument("--ensemble", type=_positive_int("--ensemble"), metavar="N",
-                     help="train N seeds and combine them (1)")
-    net.add_argument("--combine", choices=("median", "mean"), help="how ensemble members combine (median)")
-    net.add_argument("--epochs", type=_positive_int("--epochs"), help="maximum epochs (300, fewer on long series: about 2,000 steps)")
-    net.add_argument("--batch-size", type=_positive_int("--batch-size"), metavar="N", help="windows per batch (32, more on long series: at most 32 steps an epoch)")
-    net.add_argument("--lr", type=float, help="peak learning rate of AdamW (3e-3)")
-    net.add_argument("--weight-decay", type=float, metavar="W", help="AdamW weight decay on matrices (0.01)")
-    net.add_argument("--clip", type=float, help="gradient norm clip, 0 = off (1.0)")
-    net.add_argument("--patience", type=_non_negative_int("--patience"),
-                     help="epochs without validation improvement before stopping; 0 = never stop early (30)")
-    net.add_argument("--val-size", type=_non_negative_int("--val-size"), metavar="N",
-                     help="validate on the last N points of the training range (default: the horizon; 0 = off)")
-    net.add_argument("--seed", type=_seed, help="random seed; ensemble member i uses seed + i (0)")
-    net.add_argument("--samples", type=_positive_int("--samples"), help="simulated paths of the recursive mode (200)")
-    net.add_argument("--checkpoint-every", type=_positive_int("--checkpoint-every"), metavar="EPOCHS",
-                     help="checkpoint period (10)")
-    net.add_argument("--device", help="cpu, cuda, cuda:N or auto (default auto: CUDA when present, as train)")
-    net.add_argument("--threads", type=_positive_int("--threads"),
-                     help="torch CPU threads while training (1: fastest for small networks)")
+    add_config_options(net, ForecastConfig, NETWORK_FIELDS)
+    net.add_argument("--windows-per-series", type=whole_number("--windows-per-series"), metavar="N",
+                     help="many series: training windows drawn from each series (default: 64)")
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -183,7 +88,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     train.add_argument("data", nargs="?", metavar="DATA", help="CSV file or dataset name")
     train.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
     add_run_options(train, "training")
-    _model_options(train, horizon_required=False)
+    _model_options(train)
     _data_options(train)
     train.set_defaults(func=cmd_train)
 
@@ -195,10 +100,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     predict.add_argument("model_dir", metavar="MODEL_DIR")
     predict.add_argument("--data", metavar="DATA", help="history to forecast from (default: the training data); "
                                                        "read with the training run's column options")
-    predict.add_argument("--horizon", type=_positive_int("--horizon", STEPS), metavar="H",
-                         help="steps (default: the trained horizon)")
+    add_config_options(predict, ForecastConfig, ("horizon",), shown={"horizon": "the trained horizon"})
     predict.add_argument("-o", "--output", metavar="CSV", help="forecast CSV (default: stdout)")
-    predict.add_argument("--plot", metavar="PNG", help="also draw history, forecast and bands (.png/.svg/.pdf)")
+    predict.add_argument("--plot", metavar="PNG", help="also draw history, forecast and bands (.png/.svg/.pdf; "
+                                                                      "default: no plot)")
     _data_options(predict)
     predict.set_defaults(func=cmd_predict)
 
@@ -206,15 +111,16 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                                    usage="%(prog)s (MODEL_DIR [DATA] | --model SPEC DATA) --horizon H "
                                          "[--origins K] [options]")
     backtest.add_argument("paths", nargs="+", metavar="MODEL_DIR|DATA")
-    backtest.add_argument("--origins", type=_positive_int("--origins"), default=3, metavar="K",
-                          help="rolling origins (3)")
-    backtest.add_argument("--step", type=_positive_int("--step", STEPS), metavar="S",
+    backtest.add_argument("--origins", type=whole_number("--origins"), default=3, metavar="K",
+                          help="rolling origins (default: 3)")
+    backtest.add_argument("--step", type=whole_number("--step", 1, "a positive number of steps"), metavar="S",
                           help="steps between origins (default: the horizon)")
     backtest.add_argument("--no-refit", action="store_true",
-                          help="fit once at the first origin, then only condition on new history")
-    backtest.add_argument("-o", "--output", metavar="CSV", help="every forecast beside the actual values")
+                          help="fit once at the first origin, then only condition on new history (default: refit "
+                               "at every origin)")
+    backtest.add_argument("-o", "--output", metavar="CSV", help="every forecast beside the actual values (default: none)")
     add_quiet(backtest)
-    _model_options(backtest, horizon_required=False)
+    _model_options(backtest)
     _data_options(backtest)
     backtest.set_defaults(func=cmd_backtest)
     return forecast
@@ -236,7 +142,6 @@ def _data_kwargs(args: argparse.Namespace, stored: dict | None = None) -> dict:
 
 def _forecaster(args: argparse.Namespace, default_model: str = "auto", panel: bool = False):
     """The forecaster the flags describe; for a panel (many series) its panel form (forecasters.py)."""
-    from rnnlab.forecasting.config import parse_levels
     from rnnlab.forecasting.forecasters import MODELS, RNN_NAMES, make_forecaster, make_panel_forecaster
 
     per_series = getattr(args, "windows_per_series", None)
@@ -245,7 +150,7 @@ def _forecaster(args: argparse.Namespace, default_model: str = "auto", panel: bo
     if panel:
         make_forecaster = functools.partial(make_panel_forecaster, windows_per_series=per_series)  # noqa: F811
 
-    given = {field: getattr(args, dest) for dest, field in NETWORK_FLAGS.items() if getattr(args, dest) is not None}
+    given = {name: getattr(args, name) for name in NETWORK_FIELDS if getattr(args, name) is not None}
     # No --model: the automatic choice, unless a flag shapes the network (then exactly that network).
     spec = args.model or ("rnn" if set(given) - AUTO_FLAGS else default_model)
     if spec not in MODELS:
@@ -254,16 +159,14 @@ def _forecaster(args: argparse.Namespace, default_model: str = "auto", panel: bo
     if args.horizon is not None:
         settings["horizon"] = args.horizon
     if args.intervals is not None:
-        settings["intervals"] = parse_levels(args.intervals)
+        settings["intervals"] = args.intervals
     if spec in RNN_NAMES or spec == "auto":
         if spec not in ("rnn", "auto") and "cell" in given and given["cell"] != spec:
             raise ConfigError(f"--model {spec} and --cell {given['cell']} disagree")
-        if given.get("patience") == 0:
-            given["patience"] = None
         settings.update(given)
         return make_forecaster(spec, progress=not args.quiet, **settings)
     if given:
-        flag = "--" + next(dest for dest, field in NETWORK_FLAGS.items() if field in given).replace("_", "-")
+        flag = flag_of(ForecastConfig, next(iter(given)))
         raise ConfigError(f"{flag} applies to the network models (--model rnn, lstm, gru), not {spec}")
     if args.season_length is not None:
         settings["season_length"] = args.season_length
@@ -468,7 +371,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         if len(args.paths) > 2:
             raise ConfigError("give MODEL_DIR and optionally DATA, or --model SPEC and DATA")
         fitted = load_forecaster(args.paths[0])
-        if any(getattr(args, dest) is not None for dest in NETWORK_FLAGS) or args.intervals is not None:
+        if any(getattr(args, name) is not None for name in NETWORK_FIELDS) or args.intervals is not None:
             raise ConfigError("model settings come from MODEL_DIR; use --model SPEC to backtest other settings")
         if hasattr(fitted, "panel"):
             panel = fitted.panel

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -121,3 +123,76 @@ def test_without_statsforecast_its_models_and_data_say_install_the_extra(tmp_pat
 def test_text_training_never_needs_the_forecast_extra(tmp_path):
     result = missing("pandas", "train", "--help")
     assert result.returncode == 0 and "--overwrite" in result.stdout, result.stderr
+
+
+# -- a flag is written once: the config field's metadata --------------------------------------------
+def _options_of(argv):
+    """Every optional action of the sub-command `argv` names, from the real parser."""
+    from rnnlab.cli import build_parser
+
+    parser = build_parser()
+    for name in argv:
+        parser = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[name]
+    return [a for a in parser._actions if a.option_strings and a.help not in (None, argparse.SUPPRESS)
+            and a.dest != "help"]
+
+
+@pytest.mark.parametrize("argv", [["train"], ["forecast", "train"], ["forecast", "backtest"]])
+def test_help_shows_every_default(argv, capsys):
+    actions = _options_of(argv)
+    without = [a.option_strings[0] for a in actions if "default" not in a.help and a.dest not in
+               ("resume", "overwrite", "quiet", "output", "model")]
+    assert without == []
+    code, out, _ = run(capsys, *argv, "--help")
+    assert code == 0 and "--hidden N" in out and "(default: 0.003)" in out
+
+
+@pytest.mark.parametrize("cls, argv", [("ModelConfig", ["train"]), ("DataConfig", ["train"]),
+                                       ("TrainConfig", ["train"]), ("ForecastConfig", ["forecast", "train"])])
+def test_each_flag_comes_from_its_config_field(cls, argv):
+    import rnnlab.config as config
+
+    by_dest = {a.dest: a for a in _options_of(argv)}
+    for f in dataclasses.fields(getattr(config, cls)):
+        if "help" not in f.metadata:
+            continue
+        action = by_dest[f.name]
+        assert action.option_strings[0] == f.metadata["flag"]
+        assert action.help.startswith(f.metadata["help"]) and action.default is None
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "c.txt", "-o", "m", "--dropout", "1.5"], "--dropout must be in [0, 1) (got 1.5)"),
+    (["train", "c.txt", "-o", "m", "--cell", "tree"], "--cell must be one of lstm, gru, rnn_tanh"),
+    (["train", "c.txt", "-o", "m", "--seed", "seven"], "--seed must be a whole number from 0 to 2**63 - 1"),
+    (["train", "c.txt", "-o", "m", "--split", "a,b"], "--split must be three fractions like 0.9,0.05,0.05"),
+    (["train", "c.txt", "-o", "m", "--epochs", "2.5"], "--epochs must be a whole number (got '2.5')"),
+    (["forecast", "train", "sunspots", "-o", "m", "--samples", "5"], "--samples must be at least 10 (got 5)"),
+    (["forecast", "train", "sunspots", "-o", "m", "--diff", "x"], "--diff lags must be whole numbers or 'season'"),
+    (["forecast", "train", "sunspots", "-o", "m", "--intervals", "120"], "--intervals levels must lie strictly"),
+    (["forecast", "backtest", "--model", "naive", "sunspots", "--origins", "0"], "--origins must be at least 1"),
+])
+def test_a_bad_value_is_refused_in_the_words_of_its_config(argv, message, capsys):
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and err.startswith(f"rnnlab: error: {message}") and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("cls, kwargs, cli", [
+    ("ModelConfig", {"dropout": 1.5}, ["train", "c.txt", "-o", "m", "--dropout", "1.5"]),
+    ("TrainConfig", {"lr": -1.0}, ["train", "c.txt", "-o", "m", "--lr", "-1"]),
+    ("ForecastConfig", {"hidden_size": 0}, ["forecast", "train", "sunspots", "-o", "m", "--hidden", "0"]),
+])
+def test_the_python_api_and_the_command_line_give_one_message(cls, kwargs, cli, capsys):
+    import rnnlab.config as config
+    from rnnlab.errors import ConfigError
+
+    with pytest.raises(ConfigError) as raised:
+        getattr(config, cls)(**kwargs)
+    code, _, err = run(capsys, *cli)
+    assert code == 2 and err.startswith(f"rnnlab: error: {raised.value.message} (see ")
+
+
+def test_forecast_patience_zero_never_stops_early_from_python_too():
+    from rnnlab.config import ForecastConfig
+
+    assert ForecastConfig(patience=0).patience is None
