@@ -1,6 +1,6 @@
 """The recurrent forecasting network: an encoder over the lookback window and a direct head.
 
-    inputs [B, L, F] --LSTM/GRU/RNN--> encoded [B, L, E] --last step--> summary [B, E]
+    inputs [B, L, F] --LSTM/GRU/RNN/minGRU/minLSTM--> encoded [B, L, E] --last step--> summary [B, E]
     summary (+ known-future covariates of the H steps, flattened [B, H*C]) --Linear--> [B, H, D, K]
 
 K is what the head emits per step and column: one value per quantile (quantile head) or a location and a
@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn_tanh": nn.RNN, "rnn_relu": nn.RNN}
+from rnnlab.models.cells import make_recurrent
 
 
 class ForecastNetwork(nn.Module):
@@ -22,9 +22,9 @@ class ForecastNetwork(nn.Module):
                  highway: int = 0, location: tuple[bool, ...] | None = None):
         super().__init__()
         self.shape = (horizon, target_dim, outputs)
-        extra = {"nonlinearity": "relu" if cell == "rnn_relu" else "tanh"} if cell.startswith("rnn") else {}
-        self.encoder = _CELLS[cell](input_size, hidden_size, num_layers=layers, batch_first=True,
-                                    dropout=dropout if layers > 1 else 0.0, **extra)
+        # The one builder of every recurrent stack (models/cells.py): torch's fused LSTM/GRU/RNN, or a
+        # MinRNN of minGRU/minLSTM blocks; each maps [B, L, F] to ([B, L, E], state).
+        self.encoder = make_recurrent(cell, input_size, hidden_size, num_layers=layers, dropout=dropout)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size + horizon * future_size, horizon * target_dim * outputs)
         # Optional linear "highway" from the last `highway` target inputs straight to the outputs: the
