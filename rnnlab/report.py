@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rnnlab.errors import ConfigError, ModelDirError, RnnlabError
-
-PLOT_FORMATS = ("png", "pdf", "svg")
+from rnnlab._plot import figure_format, pyplot, save_figure
+from rnnlab.errors import ModelDirError
 
 
 def _fmt_count(n: int) -> str:
@@ -143,36 +142,13 @@ def plot_history(model_dir: str | os.PathLike, output_png: str | os.PathLike) ->
     the file is written atomically. Returns the output path.
     """
     output = Path(output_png)
-    fmt = output.suffix.lower().lstrip(".")
-    if fmt not in PLOT_FORMATS:
-        raise ConfigError(f"-o/--output must end in {', '.join('.' + f for f in PLOT_FORMATS)} "
-                          f"(got {output.name!r})")
-    if not output.parent.is_dir():
-        raise RnnlabError(f"cannot write {output}: the folder {output.parent} does not exist")
+    fmt = figure_format(output, "-o/--output")
     history = read_history(model_dir)
-    plt = _pyplot()
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
-    try:
-        _draw(ax_loss, history, history.train_loss, history.val_loss, "loss (nats per token)")
-        _draw(ax_acc, history, history.train_accuracy, history.val_accuracy, "next-token accuracy")
-        fig.suptitle(f"training history: {Path(model_dir).resolve().name}")
-        from rnnlab import _io
-
-        _io.atomic_write(output, lambda tmp: fig.savefig(tmp, format=fmt, dpi=110))
-    finally:
-        plt.close(fig)
-    return output
-
-
-def _pyplot():
-    try:
-        import matplotlib
-    except ImportError:
-        raise RnnlabError("plotting needs matplotlib: pip install 'rnnlab[plot]'") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig, (ax_loss, ax_acc) = pyplot().subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    _draw(ax_loss, history, history.train_loss, history.val_loss, "loss (nats per token)")
+    _draw(ax_acc, history, history.train_accuracy, history.val_accuracy, "next-token accuracy")
+    fig.suptitle(f"training history: {Path(model_dir).resolve().name}")
+    return save_figure(fig, output, fmt)
 
 
 def _draw(ax, h: History, train: list, valid: list, label: str) -> None:

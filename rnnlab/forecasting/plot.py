@@ -1,33 +1,20 @@
-"""Plot history, forecast and prediction bands (matplotlib, imported lazily, Agg backend: no display)."""
+"""Plot history, forecast and prediction bands, through the figure helper `rnnlab plot` uses (rnnlab._plot)."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
-from rnnlab import _io
-from rnnlab.errors import ConfigError, RnnlabError
+from rnnlab._plot import figure_format, pyplot, save_figure
 from rnnlab.forecasting.forecast import Forecast
 from rnnlab.forecasting.series import Series
-
-FORMATS = ("png", "svg", "pdf")
 
 
 def plot_forecast(series: Series, forecast: Forecast, path: str | Path, *, history: int | None = None,
                   actual: Series | None = None, title: str | None = None) -> None:
     """Write a figure: the last `history` observations (default: all, at most 10 horizons), the forecast
     and one band per interval level (wider levels lighter); `actual` overlays the true future values."""
-    path = Path(path)
-    fmt = path.suffix.lstrip(".").lower() or "png"
-    if fmt not in FORMATS:
-        raise ConfigError(f"--plot: the file must end in .{', .'.join(FORMATS)} (got {path.name})")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise RnnlabError("--plot needs matplotlib: pip install 'rnnlab[plot]'") from None
+    fmt = figure_format(path, "--plot", default="png")  # a name without a suffix has always meant PNG
+    plt = pyplot()
 
     shown = series.tail(history or max(10 * forecast.horizon, 3 * series.season_length))
     columns = len(forecast.columns)
@@ -51,7 +38,4 @@ def plot_forecast(series: Series, forecast: Forecast, path: str | Path, *, histo
         ax.legend(loc="upper left", fontsize=8)
     axes[0][0].set_title(title or f"{series.name}: {forecast.horizon}-step forecast")
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format=fmt, dpi=110)
-    plt.close(fig)
-    _io.write_bytes(path, buffer.getvalue())
+    save_figure(fig, path, fmt)
