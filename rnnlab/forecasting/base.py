@@ -20,11 +20,12 @@ import numpy as np
 import torch
 
 from rnnlab import _io
+from rnnlab.config import FORMAT_VERSION
 from rnnlab.errors import ModelDirError
 from rnnlab.forecasting.forecast import Forecast
 from rnnlab.forecasting.series import Series
+from rnnlab.training.checkpoint import check_format_version
 
-FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 SERIES_FILE = "series.safetensors"
 
@@ -77,7 +78,5 @@ def read_config(directory: str | Path) -> dict:
     config = _io.read_json(directory / CONFIG_FILE)
     if not isinstance(config, dict) or "kind" not in config or "settings" not in config:
         raise ModelDirError(f"{directory / CONFIG_FILE} is not a forecast model config")
-    if config.get("format_version") != FORMAT_VERSION:
-        raise ModelDirError(f"{directory / CONFIG_FILE} has format_version {config.get('format_version')!r}; "
-                            f"this rnnlab reads {FORMAT_VERSION}")
+    check_format_version(directory / CONFIG_FILE, config)  # the rule of every model directory
     return config

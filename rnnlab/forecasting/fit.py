@@ -28,6 +28,7 @@ from rnnlab.config import TrainConfig
 from rnnlab.errors import ModelDirError, RnnlabError
 from rnnlab.forecasting.config import ForecastConfig
 from rnnlab.forecasting.windows import Windows
+from rnnlab.training import checkpoint as ckpt
 from rnnlab.training.early_stopping import EarlyStopping
 from rnnlab.training.optim import LRSchedule, make_optimizer
 from rnnlab.training.seeding import seed_everything
@@ -56,24 +57,6 @@ def train_config(config: ForecastConfig, steps_per_epoch: int) -> TrainConfig:
 
 def _clone(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {name: tensor.detach().clone() for name, tensor in state.items()}
-
-
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
-    state = optimizer.state_dict()
-    tensors = {}
-    for index, slots in state["state"].items():
-        for key, value in slots.items():
-            tensors[f"optim.{index}.{key}"] = torch.as_tensor(value)
-    return tensors, state["param_groups"]
-
-
-def _optimizer_state(tensors: dict[str, torch.Tensor], groups: list) -> dict:
-    slots: dict[int, dict] = {}
-    for name, tensor in tensors.items():
-        if name.startswith("optim."):
-            _, index, key = name.split(".", 2)
-            slots.setdefault(int(index), {})[key] = tensor
-    return {"state": slots, "param_groups": groups}
 
 
 class _Checkpoint:
@@ -167,10 +150,10 @@ def _train_one(network: nn.Module, batch_loss: BatchLoss, train: Windows, val: W
         tensors, state = partial
         network.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("live.")})
         best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
-        optimizer.load_state_dict(_optimizer_state(tensors, state["param_groups"]))
+        ckpt.restore_optimizer(optimizer, tensors, state["param_groups"])
         stopper.load_state_dict(state["early_stopping"])
         schedule.load_state_dict(state["schedule"])
-        torch.set_rng_state(tensors["rng.torch"])
+        ckpt.restore_rng(tensors)
         shuffle.set_state(tensors["rng.shuffle"])
         start_epoch, step = state["epoch"] + 1, state["step"]
         if state.get("member_done"):
@@ -179,13 +162,13 @@ def _train_one(network: nn.Module, batch_loss: BatchLoss, train: Windows, val: W
     def save(epoch: int, member_done: bool) -> None:
         if checkpoint.directory is None:
             return
-        optim_tensors, groups = _optimizer_tensors(optimizer)
+        optim_tensors, groups = ckpt.optimizer_tensors(optimizer)
         tensors = {f"done.{m}.{k}": v for m, weights in enumerate(finished) for k, v in weights.items()}
         tensors.update({f"live.{k}": v for k, v in network.state_dict().items()})
         tensors.update({f"best.{k}": v for k, v in best.items()})
         tensors.update(optim_tensors)
-        tensors["rng.torch"] = torch.get_rng_state()
-        tensors["rng.shuffle"] = shuffle.get_state()
+        tensors.update(ckpt.rng_tensors())
+        tensors["rng.shuffle"] = shuffle.get_state()  # the window order, beside the shared generators
         state = {"finished_members": len(finished), "member": member, "epoch": epoch, "step": step,
                  "member_done": member_done, "early_stopping": stopper.state_dict(),
                  "schedule": schedule.state_dict(), "param_groups": groups}

@@ -52,12 +52,7 @@ def read_config(model_dir: Path) -> dict[str, Any]:
     raw = _io.read_json(model_dir / CONFIG)
     if not isinstance(raw, dict) or "model" not in raw:
         raise ModelDirError(f"{model_dir / CONFIG} does not describe a model")
-    version = raw.get("format_version", 0)
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise ModelDirError(f"{model_dir / CONFIG} is invalid: format_version must be a whole number "
-                            f"(got {version!r})")
-    if version > FORMAT_VERSION:
-        raise ModelDirError(f"{model_dir} was written by a newer rnnlab (format {version})")
+    check_format_version(model_dir / CONFIG, raw)
     try:
         raw["model"] = ModelConfig.from_dict(raw["model"])
         raw["data"] = DataConfig.from_dict(raw.get("data", {}))
@@ -65,6 +60,19 @@ def read_config(model_dir: Path) -> dict[str, Any]:
     except (ConfigError, TypeError, ValueError) as exc:
         raise ModelDirError(f"{model_dir / CONFIG} is invalid: {exc}") from exc
     return raw
+
+
+def check_format_version(path: Path, raw: dict[str, Any]) -> int:
+    """The one rule for every model directory's config.json (language models and forecasters alike):
+    format_version is a whole number (absent: 0, the first files) and not newer than this rnnlab's;
+    older formats are read, since a format only ever gains fields."""
+    version = raw.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ModelDirError(f"{path} is invalid: format_version must be a whole number (got {version!r})")
+    if version > FORMAT_VERSION:
+        raise ModelDirError(f"{path.parent} was written by a newer rnnlab (format {version}; this one reads "
+                            f"up to {FORMAT_VERSION})")
+    return version
 
 
 def save_weights(path: Path, model: torch.nn.Module, dtype: torch.dtype | None = None) -> None:
@@ -136,25 +144,58 @@ def save_training_state(path: Path, model: torch.nn.Module, optimizer: torch.opt
     """Everything a resumed run needs to continue bitwise where this one stands. Under DDP `carry` holds
     every rank's lanes and `rng_states` every rank's generator (rank 0's is also "rng.torch")."""
     tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in _unique_state(model).items()}
-    opt = optimizer.state_dict()
-    for index, state in opt["state"].items():
-        for key, value in state.items():
-            if torch.is_tensor(value):
-                tensors[f"optim.{index}.{key}"] = value
-    tensors["rng.torch"] = torch.get_rng_state()
+    optim, groups = optimizer_tensors(optimizer)
+    tensors.update(optim)
+    tensors.update(rng_tensors())
     for i, state in enumerate(rng_states or ()):
         if i:
             tensors[f"rng.torch.rank{i}"] = state
-    if torch.cuda.is_available():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = s
     if carry is not None:
         for i, s in enumerate(carry if isinstance(carry, tuple) else (carry,)):
             tensors[f"carry.{i}"] = s
     for i, s in enumerate(averaged or ()):
         tensors[f"average.{i}"] = s
-    meta = {**meta, "param_groups": opt["param_groups"]}
+    meta = {**meta, "param_groups": groups}
     _io.save_tensors(path, tensors, metadata={"state": json.dumps(meta)})
+
+
+# -- the one layout of optimiser and generator state, for every training state rnnlab writes -------
+#     optim.{i}.{slot}   parameter i's optimiser slots (exp_avg, step, ...), param groups in the JSON
+#     rng.torch          torch's CPU generator; rng.cuda.{d} each CUDA device's (where there is CUDA)
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
+    """`optimizer`'s slots as named tensors, and its param groups (plain JSON) beside them."""
+    state = optimizer.state_dict()
+    tensors = {f"optim.{index}.{key}": value for index, slots in state["state"].items()
+               for key, value in slots.items() if torch.is_tensor(value)}
+    return tensors, state["param_groups"]
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list,
+                      device: torch.device | None = None) -> None:
+    """Load what `optimizer_tensors` saved (other tensors in `tensors` are ignored)."""
+    slots: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            moved = value if device is None or name == "step" else value.to(device)
+            slots.setdefault(int(index), {})[name] = moved
+    optimizer.load_state_dict({"state": slots, "param_groups": groups})
+
+
+def rng_tensors() -> dict[str, torch.Tensor]:
+    tensors = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = state
+    return tensors
+
+
+def restore_rng(tensors: dict[str, torch.Tensor], rank: int = 0) -> None:
+    """Set the generators `rng_tensors` saved (rank `rank`'s CPU one where a DDP run saved each rank's)."""
+    torch.set_rng_state(tensors.get(f"rng.torch.rank{rank}", tensors["rng.torch"]))
+    cuda_states = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
+    if cuda_states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda_states)
 
 
 def load_training_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -170,16 +211,8 @@ def load_training_state(path: Path, model: torch.nn.Module, optimizer: torch.opt
         detail = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
         raise ModelDirError(f"cannot resume: {path} is not a training state of this run ({detail})") from exc
     load_weights(path, model, prefix="model.", tensors=tensors)
-    opt_state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, index, name = key.split(".", 2)
-            opt_state.setdefault(int(index), {})[name] = value.to(device) if name != "step" else value
-    optimizer.load_state_dict({"state": opt_state, "param_groups": meta.pop("param_groups")})
-    torch.set_rng_state(tensors.get(f"rng.torch.rank{rank}", tensors["rng.torch"]))
-    cuda_states = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
-    if cuda_states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda_states)
+    restore_optimizer(optimizer, tensors, meta.pop("param_groups"), device)
+    restore_rng(tensors, rank)
     carry_parts = [tensors[f"carry.{i}"].to(device) for i in range(2) if f"carry.{i}" in tensors]
     carry = None
     if carry_parts:
