@@ -22,9 +22,9 @@ import torch
 
 from rnnlab.forecasting.config import ForecastConfig
 from rnnlab.forecasting.fit import fit_members
-from rnnlab.forecasting.network import ForecastNetwork
 from rnnlab.forecasting.transforms import Scaler
 from rnnlab.forecasting.windows import Windows
+from rnnlab.models.forecaster import ForecastNetwork
 
 
 def pairs(count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

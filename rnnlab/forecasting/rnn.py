@@ -39,10 +39,10 @@ from rnnlab.forecasting.base import (
 from rnnlab.forecasting.config import ForecastConfig
 from rnnlab.forecasting.fit import METRICS_FILE, STATE_FILE, TrainingDivergedError, fit_members
 from rnnlab.forecasting.forecast import Forecast, from_quantiles
-from rnnlab.forecasting.network import ForecastNetwork
 from rnnlab.forecasting.series import Series, as_series
 from rnnlab.forecasting.transforms import Scaler, TargetTransform, difference, window_stats
 from rnnlab.forecasting.windows import Windows, last_window, make_windows, profile_reach
+from rnnlab.models.forecaster import ForecastNetwork
 from rnnlab.training import modeldir
 from rnnlab.training.seeding import pick_device
 
