@@ -22,7 +22,7 @@ from rnnlab.config import ForecastConfig, flag_of
 from rnnlab.errors import ConfigError, DataError, ModelDirError
 
 # The ForecastConfig fields that only the network reads: each a flag of the "network" group.
-NETWORK_FIELDS = ("lookback", "season_profile", "cell", "hidden_size", "layers", "dropout", "highway", "scaler",
+NETWORK_FIELDS = ("lookback", "season_profile", "cell", "hidden_size", "layers", "patch", "dropout", "highway", "scaler",
                   "log", "diff", "window_norm", "recursive", "head", "ensemble", "combine", "epochs", "batch_size",
                   "lr", "weight_decay", "clip", "patience", "val_size", "seed", "samples", "checkpoint_every",
                   "device", "threads")

@@ -434,6 +434,8 @@ class ForecastConfig(JsonConfig):
     cell: str = option("lstm", "--cell", "recurrent cell", choices=FORECAST_CELLS)
     hidden_size: int = option(32, "--hidden", "hidden units", at_least(1), metavar="N")
     layers: int = option(1, "--layers", "stacked recurrent layers", at_least(1), metavar="N")
+    patch: int = option(1, "--patch", "the encoder reads the window P steps at a time (SegRNN); 1: step by step",
+                        at_least(1), metavar="P")
     dropout: float = option(0.0, "--dropout", "dropout", fraction(), metavar="P")
     highway: bool = option(False, "--highway", "add a linear skip from the input window to the outputs "
                            "(LSTNet's autoregressive part)")

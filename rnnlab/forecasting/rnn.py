@@ -142,6 +142,9 @@ class RNNForecaster:
         if lookback <= sum(lags):
             raise ConfigError(f"--lookback {lookback} leaves nothing after --diff {','.join(map(str, lags))}: "
                               f"it must exceed {sum(lags)}")
+        if lookback - sum(lags) < c.patch:
+            raise ConfigError(f"--patch {c.patch} is longer than the {lookback - sum(lags)} steps the encoder "
+                              f"reads (--lookback {lookback}{' after --diff' if lags else ''})")
         if len(series) < lookback + c.horizon:
             raise DataError(f"the series has {len(series)} points, fewer than --lookback {lookback} + "
                             f"--horizon {c.horizon} = {lookback + c.horizon}")
@@ -255,7 +258,7 @@ class RNNForecaster:
                                target_dim=series.dim, horizon=steps,
                                outputs=heads.outputs_per_step(c.head, c.quantiles),
                                future_size=series.n_future + profile, cell=c.network_cell, hidden_size=c.hidden_size,
-                               layers=c.layers, dropout=c.dropout,
+                               layers=c.layers, dropout=c.dropout, patch=c.patch,
                                highway=c.lookback - sum(c.diff) if c.highway else 0,
                                location=heads.location_outputs(c.head, c.quantiles))
 
