@@ -33,6 +33,10 @@ class VocabularyError(RnnlabError):
     """Text holding characters or words that the tokenizer does not know."""
 
 
+class TrainingDivergedError(RnnlabError):
+    """The loss became inf or NaN: the settings (learning rate) or the data's scale need changing."""
+
+
 class MissingExtraError(RnnlabError):
     """An optional dependency is not installed: one line naming the package and the extra that brings it."""
 

@@ -10,6 +10,13 @@ reached without the interruption.
                                            live.* / best.* / optim.{i}.* / rng.* of the member in training,
                                            metadata "state": member, epoch, early stopping, schedule, ...
     model_dir/metrics.jsonl                one line per member and epoch
+
+Shared with the language model's training (training/): the optimiser and schedule (optim.py), early
+stopping, the descent step (loop.optimizer_step), the layout of optimiser and RNG state
+(checkpoint.optimizer_tensors / rng_tensors) and the divergence error. Not yet shared: the epoch loop
+itself (issue #12, section 5: training/loop.train taking a batch-loss and an evaluate callback), which
+needs the loop to keep its best weights in memory when there is no directory, to checkpoint an ensemble
+member by member, and to replay this loop's window order (one generator seeded with seed + member).
 """
 
 from __future__ import annotations
@@ -25,21 +32,18 @@ from torch import nn
 
 from rnnlab import _io
 from rnnlab.config import TrainConfig
-from rnnlab.errors import ModelDirError, RnnlabError
+from rnnlab.errors import ModelDirError, TrainingDivergedError
 from rnnlab.forecasting.config import ForecastConfig
 from rnnlab.forecasting.windows import Windows
 from rnnlab.training import checkpoint as ckpt
 from rnnlab.training.early_stopping import EarlyStopping
+from rnnlab.training.loop import optimizer_step
 from rnnlab.training.optim import LRSchedule, make_optimizer
 from rnnlab.training.seeding import seed_everything
 
 STATE_FILE = "training_state.safetensors"
 METRICS_FILE = "metrics.jsonl"
 
-
-
-class TrainingDivergedError(RnnlabError):
-    """The loss became inf or NaN: the settings (learning rate) or the data's scale need changing."""
 
 
 BatchLoss = Callable[[nn.Module, Windows], torch.Tensor]
@@ -187,11 +191,7 @@ def _train_one(network: nn.Module, batch_loss: BatchLoss, train: Windows, val: W
             for rows in torch.randperm(len(train), generator=shuffle).split(config.batch_size):
                 lr = schedule.apply(optimizer, step)
                 loss = batch_loss(network, train.subset(rows))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.clip > 0:
-                    nn.utils.clip_grad_norm_(network.parameters(), config.clip)
-                optimizer.step()
+                optimizer_step(loss, optimizer, network.parameters(), config.clip)
                 step += 1
                 total += loss.item() * len(rows)
                 count += len(rows)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from rnnlab.config import TrainConfig
-from rnnlab.errors import ConfigError, ModelDirError, RnnlabError
+from rnnlab.errors import ConfigError, ModelDirError, RnnlabError, TrainingDivergedError
 from rnnlab.models.rnn_lm import detach_state
 from rnnlab.training import checkpoint as ckpt
 from rnnlab.training import distributed
@@ -130,6 +130,16 @@ def batch_loss(model, batch, carry, device, config: TrainConfig | None = None) -
         loss = loss + tar * temporal_activation_regularisation(raw)
     correct = (flat.detach().argmax(-1) == targets.reshape(-1)).sum()
     return BatchLoss(loss, detach_state(state) if batch.carries_state else None, correct, cross_entropy)
+
+
+def optimizer_step(loss: torch.Tensor, optimizer, parameters, clip: float) -> None:
+    """One descent step on `loss`, the same for every loop (language model and forecaster): fresh
+    gradients, the norm clipped to `clip` (0: off), then the optimiser's update."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip > 0:
+        torch.nn.utils.clip_grad_norm_(parameters, clip)
+    optimizer.step()
 
 
 def check_regularisers(config: TrainConfig) -> None:
@@ -363,11 +373,7 @@ def _train(model, batches, evaluate, config: TrainConfig, model_dir, device: tor
                 tick = time.perf_counter()
                 in_step = True
                 loss, carry, correct, cross_entropy = batch_loss(net, batch, carry, device, config)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-                optimizer.step()
+                optimizer_step(loss, optimizer, model.parameters(), config.clip)
                 step += 1
                 if average is not None:
                     average.update(step)
@@ -375,8 +381,8 @@ def _train(model, batches, evaluate, config: TrainConfig, model_dir, device: tor
                 in_step = False
                 value = loss.detach().item()
                 if not math.isfinite(value):
-                    raise RnnlabError(f"training diverged at step {step} (loss {value}); lower --lr or "
-                                      f"set --clip")
+                    raise TrainingDivergedError(f"training diverged at step {step} (loss {value}); lower --lr "
+                                                f"or set --clip")
                 # train_loss stays the plain cross-entropy, comparable with and without AR/TAR.
                 if cross_entropy is not loss:
                     value = cross_entropy.detach().item()
