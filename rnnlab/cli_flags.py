@@ -90,7 +90,7 @@ def _add_field(group: Any, f: Field, shown: str | None) -> None:
         group.add_argument(flag, dest=f.name, action=action, default=None, help=help_text)
         return
     metavar = meta.get("metavar") or ("{" + ",".join(meta["choices"]) + "}" if meta.get("choices") else None)
-    extra = {"nargs": "?", "const": (1,)} if flag == "--diff" else {}  # --diff alone: lag 1
+    extra = {"nargs": "?", "const": meta["const"]} if meta.get("const") is not None else {}  # a bare --diff: lag 1
     group.add_argument(flag, dest=f.name, type=_reader(flag, kind, meta.get("parse"), meta.get("check")),
                        default=None, metavar=metavar, help=help_text, **extra)
 

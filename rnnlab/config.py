@@ -42,17 +42,18 @@ Check = Callable[[Any], "str | None"]
 
 def option(default: Any, flag: str, help: str, check: Check | None = None, *, choices: tuple | None = None,
            shown: str | None = None, metavar: str | None = None, parse: Callable[[str], Any] | None = None,
-           negatable: bool = False) -> Any:
+           negatable: bool = False, const: Any = None) -> Any:
     """A config field that a command-line flag sets, declared once.
 
     `check` refuses a bad value (`choices` implies one); `shown` is what --help says for the default
     when the default is derived rather than the field's own; `parse` reads the flag's text when the
-    field's type alone cannot (a list, a lag spec); `negatable` adds --no-FLAG to a boolean flag.
+    field's type alone cannot (a list, a lag spec); `negatable` adds --no-FLAG to a boolean flag; `const`
+    is the value of the flag given alone, without a value.
     """
     if choices is not None and check is None:
         check = one_of(choices)
     meta = {"flag": flag, "help": help, "check": check, "choices": choices, "shown": shown, "metavar": metavar,
-            "parse": parse, "negatable": negatable}
+            "parse": parse, "negatable": negatable, "const": const}
     return field(default=default, metadata=meta)
 
 
@@ -442,7 +443,8 @@ class ForecastConfig(JsonConfig):
     scaler: str = option("robust", "--scaler", "scaler fitted on the training range", choices=SCALERS)
     log: bool = option(False, "--log", "log-transform the target (inverted on output)")
     diff: tuple[int, ...] = option((), "--diff", "difference at these lags, e.g. 1, season, or 1,season (alone: 1);"
-                                   " inverted on output", _lags_ok, parse=parse_lags, metavar="LAGS", shown="none")
+                                   " inverted on output", _lags_ok, parse=parse_lags, metavar="LAGS", shown="none",
+                                   const=(1,))
     window_norm: str = option("none", "--window-norm", "normalise each input window by its last value or mean "
                               "(and spread)", choices=WINDOW_NORMS)
     recursive: bool = option(False, "--recursive", "one-step model rolled forward (off: a direct head emitting "

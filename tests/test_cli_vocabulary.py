@@ -196,3 +196,12 @@ def test_forecast_patience_zero_never_stops_early_from_python_too():
     from rnnlab.config import ForecastConfig
 
     assert ForecastConfig(patience=0).patience is None
+
+
+def test_a_bare_diff_means_lag_one_and_lags_parse_as_the_config_reads_them():
+    from rnnlab.cli import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["forecast", "train", "x", "-o", "m", "--diff"]).diff == (1,)
+    assert parse(["forecast", "train", "x", "-o", "m", "--diff", "1,s"]).diff == (1, "season")
+    assert parse(["forecast", "train", "x", "-o", "m"]).diff is None  # not typed: the config's default
