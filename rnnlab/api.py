@@ -569,14 +569,11 @@ class LanguageModel:
         config = SampleConfig(**options)
         if config.num_samples != 1:
             raise ConfigError("stream() makes one sample; use sample() for --num-samples > 1")
-        keep = self.model.config.output != "sequence"  # window models re-read what they made
-        _check_generation_memory(config, self.tokenizer.vocab_size, keep=keep)
-        (sample,) = self._sample(prompt, config, on_text or (lambda _piece: None), keep=keep)
+        _check_generation_memory(config, self.tokenizer.vocab_size, keep=False)
+        (sample,) = self._sample(prompt, config, on_text or (lambda _piece: None), keep=False)
         return sample.stopped
 
     def _sample(self, prompt: str, config: SampleConfig, on_text, keep: bool) -> list[Generation]:
-        if self.model.config.output != "sequence":
-            return self._sample_windowed(prompt, config, on_text)
         prompt_ids, prompt_text = self._prompt_ids(prompt, config.unknown)
         context = prompt_ids if prompt_text else []
         # Rows are followed token by token only when a stop string needs watching; otherwise their text
@@ -613,56 +610,6 @@ class LanguageModel:
             out.append(Generation(text=prompt_text + continuation, continuation=continuation,
                                   tokens=[self.tokenizer.token_text(i) for i in sample.ids],
                                   logprobs=sample.logprobs, stopped=sample.stopped))
-        return out
-
-    def _sample_windowed(self, prompt: str, config: SampleConfig, on_text) -> list[Generation]:
-        """Window models (and bidirectional prefix models) predict from a window they read whole, so each
-        step re-reads it, as they were trained; unidirectional prefix models carry their state instead."""
-        from rnnlab.generation.transforms import build_chain, is_greedy, next_token
-
-        ids, prompt_text = self._prompt_ids(prompt, config.unknown)
-        width = self.model.config.context
-        generator = torch.Generator()
-        generator.manual_seed(config.seed) if config.seed is not None else generator.seed()
-        chain, greedy = build_chain(config), is_greedy(config)
-        rows = [list(ids) for _ in range(config.num_samples)]
-        new: list[list[int]] = [[] for _ in rows]
-        logprobs: list[list[float]] = [[] for _ in rows]
-        # A unidirectional prefix model reads its whole row from the zero state, so carrying the state
-        # token by token is the same computation at O(1) per token instead of re-reading the growing row.
-        stateful = width is None and not self.model.config.bidirectional
-        state = None
-        self.model.eval()
-        with torch.inference_mode():
-            for step in range(config.length):
-                if stateful:
-                    x = torch.tensor([rows[0]] * len(rows)) if step == 0 else \
-                        torch.tensor([[r[-1]] for r in rows])
-                    logits, state = self.model(x.to(self.device), state)
-                else:
-                    context = [r[-width:] if width else r for r in rows]
-                    longest = max(len(c) for c in context)
-                    x = torch.zeros(len(rows), longest, dtype=torch.long)
-                    for i, c in enumerate(context):
-                        x[i, :len(c)] = torch.tensor(c)
-                    lengths = torch.tensor([len(c) for c in context])
-                    logits, _ = self.model(x.to(self.device), None, lengths)
-                if self.banned_ids:
-                    logits[:, self.banned_ids] = float("-inf")
-                choice = next_token(logits.float(), chain, greedy, generator)
-                lp = torch.log_softmax(logits.float(), -1).gather(1, choice[:, None])[:, 0]
-                for i, token in enumerate(choice.tolist()):
-                    rows[i].append(token)
-                    new[i].append(token)
-                    logprobs[i].append(float(lp[i]))
-        out = []
-        context_ids = ids if prompt_text else []
-        for i in range(len(rows)):
-            continuation, _ = decode_continuation(self.tokenizer, context_ids, new[i], config.stop)
-            if i == 0 and on_text is not None:
-                on_text(continuation)
-            out.append(Generation(prompt_text + continuation, continuation,
-                                  [self.tokenizer.token_text(t) for t in new[i]], logprobs[i]))
         return out
 
     def generate(self, prompt: str = "", **options: Any) -> str | list[str]:

@@ -6,8 +6,8 @@ sample independently and stop independently (on a stop string or the length), an
 log-probability under the model (before any transform) is recorded.
 
 The prompt is one call of the model's fused forward; the steps after it go through a `Stepper`
-(stepper.py: the cell equations on preallocated buffers, for the models it covers, else the model's own
-forward) and a `TokenSampler` (sampler.py: the transform chain with few ops and noise drawn ahead), so
+(stepper.py: the cell equations on preallocated buffers, for the models it covers; for window and prefix
+models, the window re-read as they were trained; else the model's own forward) and a `TokenSampler` (sampler.py: the transform chain with few ops and noise drawn ahead), so
 the per-token loop costs little beyond the arithmetic. Neither changes which tokens a seed gives.
 """
 
@@ -20,7 +20,7 @@ import torch
 
 from rnnlab.config import SampleConfig
 from rnnlab.generation.sampler import TokenSampler
-from rnnlab.generation.stepper import make_stepper
+from rnnlab.generation.stepper import make_stepper, reads_windows
 
 
 @dataclass
@@ -31,10 +31,19 @@ class Sample:
 
 
 def prime(model, prompt_ids: Sequence[int], batch_size: int, device, state=None):
-    """Run the prompt once; return (logits for the next token [B, V], state)."""
-    ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=device).expand(batch_size, -1)
+    """Run the prompt once; return (logits for the next token [B, V], state). A window model reads the
+    last `context` ids of it, as it was trained."""
+    ids = _prompt_rows(model, prompt_ids, batch_size, device)
     logits, state = model(ids, state)
-    return logits[:, -1], state
+    return (logits if reads_windows(model) else logits[:, -1]), state
+
+
+def _prompt_rows(model, prompt_ids: Sequence[int], batch_size: int, device) -> torch.Tensor:
+    ids = list(prompt_ids)
+    width = getattr(model.config, "context", None) if reads_windows(model) else None
+    if width is not None:
+        ids = ids[-width:]
+    return torch.tensor([ids], dtype=torch.long, device=device).expand(batch_size, -1)
 
 
 # Tokens and log-probabilities are recorded in blocks of this many steps, so a long generation allocates
@@ -100,7 +109,8 @@ def decode(model, prompt_ids: Sequence[int], config: SampleConfig, device="cpu",
     else:
         generator.seed()
     sampler = TokenSampler(config, batch, logits.shape[-1], generator, device, banned)
-    stepper = make_stepper(model, state, batch, config.length)
+    rows = _prompt_rows(model, prompt_ids, batch, device) if reads_windows(model) else None
+    stepper = make_stepper(model, state, batch, config.length, rows=rows)
     record = _Record(batch, config.length, device, keep)
     lengths = [config.length] * batch
     active = set(range(batch))

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from rnnlab.models.rnn_lm import RNNLanguageModel, State
 
-__all__ = ["Stepper", "ModelStepper", "CellStepper", "MinStepper", "make_stepper", "step_kind"]
+__all__ = ["Stepper", "ModelStepper", "WindowStepper", "CellStepper", "MinStepper", "make_stepper", "step_kind"]
 
 GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 
@@ -75,6 +75,39 @@ class ModelStepper:
         return ModelStepper(self.model, state)
 
 
+class WindowStepper:
+    """Models that predict from what they read whole (output "last": the window and prefix objectives).
+
+    A window model re-reads its last `context` tokens at every step, as it was trained; a bidirectional
+    prefix model re-reads its whole row. A unidirectional prefix model reads its row from the zero state,
+    so carrying the state token by token is the same computation at O(1) per token. `rows` [B, T]: the
+    ids read so far (the prompt), each row then extended by the tokens stepped.
+    """
+
+    def __init__(self, model: nn.Module, rows: Tensor, state: State | None):
+        c = model.config
+        self.model, self.width = model, c.context
+        self.stateful = c.context is None and not c.bidirectional
+        self.rows = rows if c.context is None else rows[:, -c.context:]
+        self._state = state
+
+    def step(self, tokens: Tensor) -> Tensor:
+        if self.stateful:
+            logits, self._state = self.model(tokens[:, None], self._state)
+            return logits
+        self.rows = torch.cat([self.rows, tokens[:, None]], dim=1)
+        if self.width is not None:
+            self.rows = self.rows[:, -self.width:]
+        logits, _ = self.model(self.rows)
+        return logits
+
+    def state(self) -> State:
+        return self._state
+
+    def resized(self, state: State | None, batch: int) -> WindowStepper:
+        raise NotImplementedError("a window model's rows are its state: it is not batched continuously")
+
+
 def step_kind(model: nn.Module) -> str | None:
     """The model's own answer to how it may be stepped ("gated", "min" or None); None for any module
     that does not say."""
@@ -82,15 +115,27 @@ def step_kind(model: nn.Module) -> str | None:
     return ask() if callable(ask) else None
 
 
-def make_stepper(model: nn.Module, state: State | None, batch: int, steps: int) -> Stepper:
-    """A `CellStepper` or `MinStepper` for `model` when one covers it, else a `ModelStepper`; `steps`: how
+def make_stepper(model: nn.Module, state: State | None, batch: int, steps: int,
+                 rows: Tensor | None = None) -> Stepper:
+    """A `CellStepper` or `MinStepper` for `model` when one covers it, a `WindowStepper` for a model that
+    predicts from a whole window (given the `rows` [B, T] read so far), else a `ModelStepper`; `steps`: how
     many will run."""
+    if reads_windows(model):
+        if rows is None:
+            raise ValueError("a window or prefix model is stepped from the rows it has read")
+        return WindowStepper(model, rows, state)
     kind = step_kind(model)
     if kind == "gated":
         return CellStepper(model, state, batch, fold=_worth_folding(model, batch, steps))
     if kind == "min":
         return MinStepper(model, state, batch)
     return ModelStepper(model, state)
+
+
+def reads_windows(model: nn.Module) -> bool:
+    """True for a language model whose output is the last position's (window and prefix objectives)."""
+    config = getattr(model, "config", None)
+    return getattr(config, "output", "sequence") == "last"
 
 
 def _worth_folding(model: RNNLanguageModel, batch: int, steps: int) -> bool:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rnnlab.config import ModelConfig
-from rnnlab.generation.stepper import CellStepper, ModelStepper, make_stepper, step_kind
+from rnnlab.generation.stepper import CellStepper, ModelStepper, WindowStepper, make_stepper, step_kind
 from rnnlab.models.rnn_lm import RNNLanguageModel
 
 V, E, H = 13, 6, 8
@@ -102,8 +102,6 @@ def test_a_large_vocabulary_with_few_steps_skips_the_table():
 
 @pytest.mark.parametrize("why, model", [
     ("reference cells", lambda: _model("lstm", 2, cell_impl="reference")),
-    ("last-position output", lambda: _model("gru", 1, output="last")),
-    ("bidirectional", lambda: _model("lstm", 1, bidirectional=True, output="last")),
     ("training mode", lambda: _model("lstm", 1).train()),
     ("float64 weights", lambda: _model("rnn_tanh", 1).double()),
 ])
@@ -169,3 +167,24 @@ def test_the_model_stepper_resizes_to_its_own_forward():
     stepper = ModelStepper(model, None).resized(state, 4)
     ids = torch.randint(0, V, (4, 5), generator=torch.Generator().manual_seed(7))
     _follow(model, stepper, ids, state)
+
+
+@pytest.mark.parametrize("kind, options", [("window", dict(context=4)), ("prefix", {}),
+                                           ("bidirectional prefix", dict(bidirectional=True))])
+def test_a_window_or_prefix_model_is_stepped_by_reading_what_it_was_trained_to_read(kind, options):
+    """Each step's logits are the model's on the last `context` ids (window), on the whole row (prefix)."""
+    model = _model("lstm", 1, output="last", **options)
+    prompt = torch.randint(0, V, (2, 6), generator=torch.Generator().manual_seed(8))
+    with torch.inference_mode():
+        _, state = model(prompt)
+        stepper = make_stepper(model, state, batch=2, steps=5, rows=prompt)
+        assert isinstance(stepper, WindowStepper), kind
+        assert model.step_kind() is None
+        rows = prompt
+        for t in range(5):
+            token = torch.tensor([t % V, (3 * t) % V])
+            rows = torch.cat([rows, token[:, None]], dim=1)
+            expected, _ = model(rows[:, -options["context"]:] if "context" in options else rows)
+            torch.testing.assert_close(stepper.step(token), expected, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="rows"):
+        make_stepper(model, None, batch=1, steps=3)
