@@ -42,6 +42,7 @@ import numpy as np  # noqa: E402
 from rnnlab.forecasting import metrics  # noqa: E402
 from rnnlab.forecasting.baselines import make_baseline  # noqa: E402
 from rnnlab.forecasting.datasets import load_panel  # noqa: E402
+from rnnlab.forecasting.forecasters import make_panel_forecaster  # noqa: E402
 from rnnlab.forecasting.panel import GlobalForecaster  # noqa: E402
 
 HORIZON, SEASON = 48, 24
@@ -50,12 +51,13 @@ PUBLISHED = {"seasonal_naive": {"smape": 13.912, "mase": 1.193, "owa": 0.627},
              "es_rnn": {"smape": 9.328, "mase": 0.893, "owa": 0.440},
              "fforma": {"smape": 11.506, "mase": 0.819, "owa": 0.484}}
 # Chosen with --dev (see the docstring); each is a ForecastConfig setting, i.e. a flag of `forecast train`.
-# Chosen on the dev split (benchmarks/results/m4-hourly-dev.jsonl): a week of input read a day per recurrent
-# step (--patch 24, SegRNN) by a 256-wide LSTM with the linear highway, trained on every window of every
-# series; dev OWA of the network alone 0.816 with the earlier settings (32 wide, step by step, 48 windows a
-# series), 0.460 with these at one seed and 6 epochs, 0.451 with three seeds and 8 epochs.
-SETTINGS = {"log": True, "window_norm": "mean", "lookback": 168, "patch": 24, "hidden_size": 256, "highway": True,
-            "ensemble": 3, "epochs": 8, "lr": 3e-3, "windows_per_series": 1000, "threads": 2}
+# The network is the panel's default (`rnnlab forecast train` of many series with no network flag:
+# rnnlab/forecasting/panel.py, panel_defaults), chosen on the dev split (benchmarks/results/m4-hourly-dev.jsonl):
+# a week of input read a day per recurrent step (--patch 24, SegRNN) by a 256-wide LSTM with the linear
+# highway, every window of every series, three seeds, about 8,000 steps. Dev OWA of the network alone:
+# 0.816 with the earlier settings (32 wide, step by step, 48 windows a series), 0.460 with these at one
+# seed and 6 epochs, 0.451 as they are. `--set KEY=JSON` overrides one (a flag the user gives).
+SETTINGS: dict = {}
 
 
 CLASSICAL = ("seasonal-naive", "auto-ets", "auto-theta")
@@ -85,8 +87,9 @@ def network(panel, settings: dict, progress: bool) -> tuple[GlobalForecaster, li
     """The fitted model, its validation forecasts (of each series' last 48 points, from before them) and
     its forecasts of the 48 points after each series."""
     settings = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
-    per_series = settings.pop("windows_per_series", 64)
-    model = GlobalForecaster(horizon=HORIZON, progress=progress, windows_per_series=per_series, **settings)
+    per_series = settings.pop("windows_per_series", None)
+    model = make_panel_forecaster("auto", horizon=HORIZON, progress=progress, windows_per_series=per_series,
+                                  **settings)
     model.fit(panel)
     cut = [s.until(len(s) - HORIZON) for s in panel]
     validation = [f.values[:, 0] for f in model.predict(HORIZON, cut)]
@@ -165,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
                "variants": variants,
                "published": PUBLISHED, "settings": settings,
                "fitted": {k: v for k, v in model.fitted_config.to_dict().items()
-                          if k in ("lookback", "batch_size", "epochs", "val_size", "season_profile")},
+                          if k in ("lookback", "patch", "hidden_size", "highway", "log", "window_norm", "ensemble",
+                                   "batch_size", "epochs", "val_size", "season_profile", "threads")},
                "cpu_seconds": round(time.process_time() - started_cpu, 1), "cpu_seconds_by_part": seconds,
                "wall_seconds": round(time.time() - started, 1), "goal_owa": 0.44}
     line = json.dumps(summary)

@@ -85,8 +85,9 @@ def make_panel_forecaster(spec: str, *, progress: bool = False, windows_per_seri
     if spec in ("auto", *RNN_NAMES):
         if spec in ("lstm", "gru"):
             settings["cell"] = spec
-        extra = {} if windows_per_series is None else {"windows_per_series": windows_per_series}
-        return GlobalForecaster(ForecastConfig(**settings), progress=progress, **extra)
+        # "auto" (no flag shapes the network): the panel defaults, derived from the series at fit time.
+        return GlobalForecaster(ForecastConfig(**settings), progress=progress, windows_per_series=windows_per_series,
+                                auto=spec == "auto", given=frozenset(settings) - {"horizon"})
     if spec in BASELINES or spec in STATSFORECAST_MODELS:
         return LocalPanel(make_baseline(spec, **settings))
     raise ConfigError(f"--model must be one of {', '.join(MODELS)} (got {spec!r})")
