@@ -113,7 +113,7 @@ def test_parallel_evaluation_rows_score_as_one_long_row(monkeypatch):
 
 def test_an_interactive_story_starts_with_the_start_context(char_model_dir):
     from rnnlab.config import SampleConfig
-    from rnnlab.interactive import Session
+    from rnnlab.generation.session import Session
 
     lm = rnnlab.load(char_model_dir)
     session = Session(lm, SampleConfig(length=5, seed=0))

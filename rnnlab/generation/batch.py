@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from rnnlab.generation.stepper import make_stepper
+from rnnlab.generation.stepper import make_stepper, select_rows
 from rnnlab.generation.transforms import (
     FrequencyPenalty,
     PresencePenalty,
@@ -158,7 +158,7 @@ class ContinuousDecoder:
         state, logits, counts = None, None, None
         if keep and len(keep) < len(self.rows):
             index = torch.tensor(keep, device=self.device)
-            state = _select(self._current_state(), index)
+            state = select_rows(self._current_state(), index)
             logits, counts = self.logits.index_select(0, index), self.counts.index_select(0, index)
         elif keep:
             state, logits, counts = self._current_state(), self.logits, self.counts
@@ -264,13 +264,6 @@ class _Columns:
             all_greedy=all(greedy),
             seeded=[b for b, s in enumerate(settings) if s.seed is not None and not greedy[b]],
             unseeded=torch.tensor(unseeded, device=device) if unseeded else None)
-
-
-def _select(state, index: Tensor):
-    """Batch rows `index` of a state ([layers, B, H], or an LSTM's pair)."""
-    if isinstance(state, tuple | list):
-        return type(state)(s.index_select(1, index) for s in state)
-    return state.index_select(1, index)
 
 
 def _cat(a, b):

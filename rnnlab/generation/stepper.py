@@ -38,7 +38,8 @@ from torch import Tensor, nn
 
 from rnnlab.models.rnn_lm import RNNLanguageModel, State
 
-__all__ = ["Stepper", "ModelStepper", "WindowStepper", "CellStepper", "MinStepper", "make_stepper", "step_kind"]
+__all__ = ["Stepper", "ModelStepper", "WindowStepper", "CellStepper", "MinStepper", "make_stepper", "select_rows",
+           "step_kind"]
 
 GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 
@@ -130,6 +131,15 @@ def make_stepper(model: nn.Module, state: State | None, batch: int, steps: int,
     if kind == "min":
         return MinStepper(model, state, batch)
     return ModelStepper(model, state)
+
+
+def select_rows(state: State | None, rows: Tensor) -> State | None:
+    """Batch rows `rows` of a state ([layers, B, H], or an LSTM's pair of them); None stays None."""
+    if state is None:
+        return None
+    if isinstance(state, tuple | list):
+        return type(state)(s.index_select(1, rows) for s in state)
+    return state.index_select(1, rows)
 
 
 def reads_windows(model: nn.Module) -> bool:

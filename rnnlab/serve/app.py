@@ -262,7 +262,7 @@ def _model_card(name: str, lm) -> dict[str, Any]:
 def _next_words(lm, prompt: str, k: int):
     """The k most likely next words (a char model's are found by a beam over characters), as interactive
     mode's /words offers them."""
-    from rnnlab.interactive import Session
+    from rnnlab.generation.session import Session
 
     session = Session(lm, SampleConfig(unknown="replace"))
     session.add_text(prompt)
