@@ -13,6 +13,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+def jungle_book_split(text: str) -> tuple[str, str]:
+    """The README's benchmark split of the cleaned Jungle Book (../shared/data/README.md): the first
+    floor(0.9 n) characters train, the rest is the test part. A benchmark convention, not the library's:
+    users split with --split or --val-file/--test-file."""
+    n_train = 9 * len(text) // 10
+    return text[:n_train], text[n_train:]
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

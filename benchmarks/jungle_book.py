@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED_DATA, emit, parse_option, peak_rss_mb  # noqa: E402
+from _common import SHARED_DATA, emit, jungle_book_split, parse_option, peak_rss_mb  # noqa: E402
 
 import rnnlab  # noqa: E402
-from rnnlab.data.corpus import jungle_book_split, read_corpus  # noqa: E402
+from rnnlab.data.corpus import read_corpus  # noqa: E402
 
 
 def main() -> None:

@@ -40,11 +40,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED_DATA, emit  # noqa: E402
+from _common import SHARED_DATA, emit, jungle_book_split  # noqa: E402
 
 import rnnlab  # noqa: E402
 from rnnlab import api as rnnlab_api  # noqa: E402
-from rnnlab.data.corpus import jungle_book_split, read_corpus  # noqa: E402
+from rnnlab.data.corpus import read_corpus  # noqa: E402
 from rnnlab.training import checkpoint as ckpt  # noqa: E402
 
 WINDOW_SETUP = {"objective": "window", "window": 50, "stride": 1, "input": "onehot", "cell": "lstm",

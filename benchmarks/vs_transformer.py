@@ -11,7 +11,7 @@ Protocol. Both models train, one after the other (never concurrently), for the s
 only, and are scored once, at the end, on the same test text, in bits per character (mean cross-entropy in
 nats / ln 2 over every test character but the first, which has nothing to be predicted from).
 
-Splits. jungle-book: rnnlab.data.corpus.jungle_book_split (first floor(0.9 n) characters, the rest is test);
+Splits. jungle-book: _common.jungle_book_split (first floor(0.9 n) characters, the rest is test);
 validation is the last 5% of the training part. tiny-shakespeare: nanoGPT's split (first 90% train, last 10%
 held out); the held-out 10% is the test split here, and validation is carved from the end of the first 90%
 (its last 5%), so neither model selects on test.
@@ -51,10 +51,10 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED_DATA, emit, parse_option  # noqa: E402
+from _common import SHARED_DATA, emit, jungle_book_split, parse_option  # noqa: E402
 
 import rnnlab  # noqa: E402
-from rnnlab.data.corpus import jungle_book_split, read_corpus  # noqa: E402
+from rnnlab.data.corpus import read_corpus  # noqa: E402
 
 CORPORA = {"jungle-book": "jungle-book.txt", "tiny-shakespeare": "tiny-shakespeare.txt"}
 

@@ -39,12 +39,12 @@ import torch
 
 import rnnlab
 from rnnlab import _io
-from rnnlab.data.corpus import jungle_book_split, read_corpus
+from rnnlab.data.corpus import read_corpus
 from rnnlab.training import checkpoint as ckpt
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _common import parse_option  # noqa: E402  (NAME=VALUE typed as rnnlab's config field NAME)
+from _common import jungle_book_split, parse_option  # noqa: E402  (NAME=VALUE typed as rnnlab's config field NAME)
 
 DYNAMIC_LRS = (0.03, 0.1, 0.3, 1.0)
 

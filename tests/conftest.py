@@ -21,6 +21,19 @@ def shared_data() -> Path:
 
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture
+def jungle_book_split():
+    """The benchmarks' split of the Jungle Book (benchmarks/_common.py: a benchmark convention, not the
+    library's)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "_common.py"
+    spec = importlib.util.spec_from_file_location("benchmarks_common", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.jungle_book_split
 TINY = dict(hidden="48", layers="1", embedding="16", seq_len="32", batch_size="8")
 
 

@@ -90,10 +90,8 @@ def test_init_from_default_lowers_the_loss_on_another_text(default_lm, shared_da
     assert tuned.evaluate(held_out)["loss"] < before - 0.02
 
 
-def test_the_shipped_figures_are_this_models(default_lm, shared_data, tmp_path):
+def test_the_shipped_figures_are_this_models(default_lm, shared_data, tmp_path, jungle_book_split):
     """evaluation.json (the model card's table) holds what the shipped weights score on the benchmark split."""
-    from rnnlab.data.corpus import jungle_book_split
-
     recorded = json.loads((api.DEFAULT_MODEL_DIR / "evaluation.json").read_text(encoding="utf-8"))
     _, test = jungle_book_split(read_corpus(shared_data / "jungle-book.txt"))
     path = tmp_path / "jungle-test.txt"

@@ -19,8 +19,6 @@ from rnnlab.errors import ConfigError, DataError
 _BINARY_PROBE = 8192
 _START_MARK = "*** START OF"
 _END_MARK = "*** END OF"
-# The README's benchmark split for the Jungle Book: the first 90% of characters train, the rest test.
-_JUNGLE_BOOK_TRAIN = Fraction(9, 10)
 
 
 ERRORS = ("strict", "replace", "ignore")
@@ -374,12 +372,6 @@ def split_sizes(n: int, fractions: tuple[float, float, float]) -> tuple[int, int
     if n_train == 0:
         raise DataError(f"the corpus ({n} characters) is too short to split: the training part would be empty")
     return n_train, n_valid
-
-
-def jungle_book_split(text: str) -> tuple[str, str]:
-    """The README benchmark split of the cleaned Jungle Book: (first floor(0.9 n) characters, the rest)."""
-    n_train = math.floor(_JUNGLE_BOOK_TRAIN * len(text))
-    return text[:n_train], text[n_train:]
 
 
 # ------------------------------------------------------------------------------------ streaming a corpus

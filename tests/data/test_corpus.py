@@ -1,6 +1,6 @@
 import pytest
 
-from rnnlab.data.corpus import jungle_book_split, read_corpus, read_text_file, split_text, strip_gutenberg
+from rnnlab.data.corpus import read_corpus, read_text_file, split_text, strip_gutenberg
 from rnnlab.errors import ConfigError, DataError
 
 GUTENBERG = (
@@ -127,7 +127,7 @@ def test_gutenberg_file_with_nothing_between_markers_is_refused(tmp_path):
         read_corpus(path)
 
 
-def test_jungle_book_matches_the_readme_convention(shared_data):
+def test_jungle_book_matches_the_readme_convention(shared_data, jungle_book_split):
     text = read_corpus(shared_data / "jungle-book.txt")
     # README: 273,055 characters, the newline ending the last kept line dropped with the END line.
     assert len(text) == 273_055
