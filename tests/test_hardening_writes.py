@@ -76,13 +76,32 @@ def test_a_really_full_disk_is_one_line_and_keeps_the_saved_model(small_corpus, 
         assert again.returncode == 0, again.stderr
 
 
-@pytest.mark.skipif(not _can_mount(), reason="needs root to mount a tmpfs")
+@pytest.mark.skipif(not _can_mount(), reason="needs root to mount a tmpfs; the patched-savefig test runs instead")
 def test_a_full_disk_under_generate_output_and_plot_is_one_line(trained_model, tmp_path):
     with tmpfs(tmp_path / "disk", 256) as disk:
         fill(disk)
         assert_one_line_error(run_cli("plot", trained_model, "-o", disk / "history.png"),
                               "no space left on device")
         assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+
+
+def test_a_plot_whose_write_hits_a_full_disk_is_one_line_and_leaves_nothing(trained_model, tmp_path,
+                                                                           monkeypatch, capsys):
+    """The full-disk plot test without a tmpfs: the figure's write fails as a full disk fails it."""
+    import errno
+
+    from matplotlib.figure import Figure
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Figure, "savefig", full_disk)
+    out = tmp_path / "plots"
+    out.mkdir()
+    code = main(["plot", str(trained_model), "-o", str(out / "history.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "no space left on device" in err[0].lower(), err
+    assert list(out.iterdir()) == []
 
 
 def test_safetensors_own_error_while_saving_is_one_line(small_corpus, tmp_path, monkeypatch, capsys):

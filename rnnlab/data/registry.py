@@ -96,12 +96,11 @@ def _entry(name: str, description: str, licence: str, source: str, **files: Data
     return DatasetInfo(name, description, licence, source, MappingProxyType(files))
 
 
-def _gluonnlp(sha1: str) -> Digest:
-    return Digest("sha1", sha1, "GluonNLP's WikiText2 dataset")
-
-
-def _torchtext(md5: str) -> Digest:
-    return Digest("md5", md5, "torchtext's PennTreebank dataset")
+def _published_splits(base_url: str, algorithm: str, publisher: str,
+                      **splits: tuple[str, str, str]) -> dict[str, DatasetFile]:
+    """split=(file name, name under base_url, hex digest) -> the split's file, checked by that digest."""
+    return {split: DatasetFile(filename, base_url + remote, published=Digest(algorithm, digest, publisher))
+            for split, (filename, remote, digest) in splits.items()}
 
 
 # Pinned to a commit of pytorch/examples, not its moving main branch: the files a commit names cannot change.
@@ -130,24 +129,22 @@ DATASETS: Mapping[str, DatasetInfo] = MappingProxyType({d.name: d for d in (
            "WikiText-2 (Merity et al., 2016), tokenized, <unk> for rare words; word-level benchmark",
            "CC BY-SA 3.0",
            "https://blog.salesforceairesearch.com/the-wikitext-long-term-dependency-language-modeling-dataset/",
-           train=DatasetFile("wiki.train.tokens", _WIKITEXT2 + "train.txt",
-                             published=_gluonnlp("863f29c46ef9d167fff4940ec821195882fe29d1")),
-           valid=DatasetFile("wiki.valid.tokens", _WIKITEXT2 + "valid.txt",
-                             published=_gluonnlp("0418625c8b4da6e4b5c7a0b9e78d4ae8f7ee5422")),
-           test=DatasetFile("wiki.test.tokens", _WIKITEXT2 + "test.txt",
-                            published=_gluonnlp("c7b8ce0aa086fb34dab808c5c49224211eb2b172"))),
+           **_published_splits(
+               _WIKITEXT2, "sha1", "GluonNLP's WikiText2 dataset",
+               train=("wiki.train.tokens", "train.txt", "863f29c46ef9d167fff4940ec821195882fe29d1"),
+               valid=("wiki.valid.tokens", "valid.txt", "0418625c8b4da6e4b5c7a0b9e78d4ae8f7ee5422"),
+               test=("wiki.test.tokens", "test.txt", "c7b8ce0aa086fb34dab808c5c49224211eb2b172"))),
     # Mikolov's preprocessed Penn Treebank, as in Zaremba et al. (2014)'s repository; the MD5s are
     # the ones torchtext's PennTreebank dataset checks for these very URLs.
     _entry("ptb",
            "Penn Treebank, Mikolov's preprocessed version (10k words, <unk>); word-level benchmark",
            "LDC Penn Treebank licence (research use)",
            "http://www.fit.vutbr.cz/~imikolov/rnnlm/",
-           train=DatasetFile("ptb.train.txt", _PTB + "ptb.train.txt",
-                             published=_torchtext("f26c4b92c5fdc7b3f8c7cdcb991d8420")),
-           valid=DatasetFile("ptb.valid.txt", _PTB + "ptb.valid.txt",
-                             published=_torchtext("aa0affc06ff7c36e977d7cd49e3839bf")),
-           test=DatasetFile("ptb.test.txt", _PTB + "ptb.test.txt",
-                            published=_torchtext("8b80168b89c18661a38ef683c0dc3721"))),
+           **_published_splits(
+               _PTB, "md5", "torchtext's PennTreebank dataset",
+               train=("ptb.train.txt", "ptb.train.txt", "f26c4b92c5fdc7b3f8c7cdcb991d8420"),
+               valid=("ptb.valid.txt", "ptb.valid.txt", "aa0affc06ff7c36e977d7cd49e3839bf"),
+               test=("ptb.test.txt", "ptb.test.txt", "8b80168b89c18661a38ef683c0dc3721"))),
 )})
 
 
@@ -261,7 +258,7 @@ def _verify(file: DatasetFile, sha256: str, published: str | None, size: int, hi
     if file.sha256 is not None and sha256 != file.sha256:
         raise DataError(f"download of {file.url} has SHA-256 {sha256}, expected {file.sha256}; "
                         f"the file was discarded ({hint})")
-    if published is not None and file.published is not None and published != file.published.hexdigest:
+    if published is not None and published != file.published.hexdigest:
         name = file.published.algorithm.upper().replace("SHA", "SHA-")
         raise DataError(f"download of {file.url} has {name} {published}, expected {file.published.hexdigest} "
                         f"({file.published.publisher}); the file was discarded ({hint})")

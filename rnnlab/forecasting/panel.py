@@ -198,7 +198,8 @@ class GlobalForecaster:
         val = Windows.concat(val_parts) if val_parts else None
         batch = config.batch_size or default_batch_size(len(train))
         steps = -(-len(train) // batch)
-        epochs = config.epochs or (max(1, round(PANEL_STEPS / steps)) if self.auto and "epochs" not in self.given
+        # Epochs the user did not set: about PANEL_STEPS optimiser steps for the panel defaults.
+        epochs = config.epochs or (max(1, round(PANEL_STEPS / steps)) if self.auto
                                    else default_epochs(len(train), batch))
         config = config.replace(batch_size=batch, epochs=epochs)
         core.fitted_config = config

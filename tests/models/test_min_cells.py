@@ -116,14 +116,22 @@ def test_generation_token_by_token_equals_a_full_forward_pass(cell, variant):
         torch.testing.assert_close(stepper.state(), state, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("resized", [False, True], ids=["made", "resized"])
 @pytest.mark.parametrize("cell", CELLS)
-def test_the_stepper_continues_from_a_primed_state(cell):
+def test_the_stepper_continues_from_a_primed_state(cell, resized):
+    """Made for the primed rows, or resized to them from a stepper of another batch (sharing its table)."""
     model = _model(cell)
-    ids = torch.randint(0, 11, (1, 25), generator=torch.Generator().manual_seed(3))
+    rows = 2 if resized else 1
+    ids = torch.randint(0, 11, (rows, 25), generator=torch.Generator().manual_seed(3 + resized))
     with torch.inference_mode():
         full, _ = model(ids)
         _, primed = model(ids[:, :17])
-        stepper = make_stepper(model, primed, batch=1, steps=8)
+        if resized:
+            first = make_stepper(model, None, batch=5, steps=8)
+            stepper = first.resized(primed, rows)
+            assert stepper.table is first.table and first.h.shape[1] == 5
+        else:
+            stepper = make_stepper(model, primed, batch=1, steps=8)
         for t in range(17, 25):
             torch.testing.assert_close(stepper.step(ids[:, t]), full[:, t], atol=1e-5, rtol=0)
 
@@ -154,16 +162,3 @@ def test_settings_the_min_cells_cannot_honour_are_refused_by_flag(settings, flag
     with pytest.raises(ConfigError, match=flag):
         ModelConfig(vocab_size=5, cell="mingru", **settings)
 
-
-@pytest.mark.parametrize("cell", CELLS)
-def test_a_resized_stepper_continues_other_rows_from_their_state(cell):
-    model = _model(cell)
-    ids = torch.randint(0, 11, (2, 25), generator=torch.Generator().manual_seed(4))
-    with torch.inference_mode():
-        full, _ = model(ids)
-        _, primed = model(ids[:, :17])
-        first = make_stepper(model, None, batch=5, steps=8)
-        stepper = first.resized(primed, 2)
-        assert stepper.table is first.table and first.h.shape[1] == 5
-        for t in range(17, 25):
-            torch.testing.assert_close(stepper.step(ids[:, t]), full[:, t], atol=1e-5, rtol=0)
