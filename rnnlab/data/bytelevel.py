@@ -1,0 +1,201 @@
+"""Byte-level BPE at Python-regex speed, giving the very ids and merges of HuggingFace `tokenizers`.
+
+Nearly all the time of the library's byte-level BPE, in its trainer and in `encode_batch`, is its
+pre-tokenizer: GPT-2's split regex run by Oniguruma (about 2 MB per CPU-second; the BPE model itself is
+cached per word and costs little). The same split runs five times faster in Python's `re`, once the
+pattern's classes (\\p{L}, \\p{N}, \\s) are spelled as explicit sets of characters. The class of each
+character is asked of the library's own pre-tokenizer (see `_classify`), so the two splits agree on
+every character either has seen, whatever Unicode version each was built with.
+
+BPE never merges across pre-tokens, so
+- encoding: each distinct pre-token is encoded once by the library's own BPE model (`model.tokenize` of
+  its byte-level spelling: what the library runs after its pre-tokenizer) and the text's ids are those
+  encodings looked up and concatenated;
+- training: the trainer is given each distinct pre-token's byte-level spelling as often as it occurs,
+  split on spaces (which the byte-level alphabet never contains), so it counts the very words it
+  counts from the text, and learns the same merges.
+Both apply only to a tokenizer of the shape rnnlab builds (`is_plain_byte_level`); any other goes the
+library's way.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+# GPT-2's pattern, the library's ByteLevel regex ('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|
+# \s+(?!\S)|\s+), with its classes as placeholders; the contractions share their apostrophe, and a run that
+# ends its branch is possessive (nothing after it could make it give back a character): the same matches,
+# found sooner.
+_PATTERN = r"'(?:[stmd]|re|ve|ll)| ?[{L}]++| ?[{N}]++| ?[^{S}{L}{N}]++|[{S}]+(?![^{S}])|[{S}]++"
+_PLAIN_PRE_TOKENIZER = {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}
+_CACHE_LIMIT = 1 << 19  # distinct pre-tokens remembered while encoding (about 80 MB), then forgotten
+_FEED_CHARS = 1 << 22  # characters per string handed to the trainer
+
+
+def _byte_table() -> dict[int, str]:
+    """byte -> GPT-2's printable character: a str.translate table for latin-1 decoded bytes."""
+    kept = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table, shift = {b: chr(b) for b in kept}, 0
+    for b in range(256):
+        if b not in table:
+            table[b] = chr(256 + shift)
+            shift += 1
+    return table
+
+
+_TABLE = _byte_table()
+
+
+def byte_level(piece: str) -> str:
+    """The library's byte-level spelling of `piece` (its UTF-8 bytes as GPT-2's printable characters)."""
+    return piece.encode("utf-8").decode("latin-1").translate(_TABLE)
+
+
+def is_plain_byte_level(hf_tokenizer: Any) -> bool:
+    """Whether the tokenizer is what rnnlab builds: no normalizer, no added tokens, GPT-2's byte-level split
+    with no prefix space, a BPE model. Only then is the split here the library's."""
+    config = json.loads(hf_tokenizer.to_str())
+    pre = config.get("pre_tokenizer") or {}
+    return (config.get("normalizer") is None and not config.get("added_tokens")
+            and all(pre.get(k) == v for k, v in _PLAIN_PRE_TOKENIZER.items()) and set(pre) <= {
+                "type", "add_prefix_space", "trim_offsets", "use_regex"}
+            and (config.get("model") or {}).get("type") == "BPE")
+
+
+def _ranges(chars: set[str]) -> str:
+    """A regex character set's inside matching exactly `chars`, as runs of consecutive code points."""
+    points = sorted(map(ord, chars))
+    runs, lo = [], 0
+    for i in range(1, len(points) + 1):
+        if i == len(points) or points[i] != points[i - 1] + 1:
+            a, b = re.escape(chr(points[lo])), re.escape(chr(points[i - 1]))
+            runs.append(a if lo == i - 1 else f"{a}-{b}")
+            lo = i
+    return "".join(runs)
+
+
+class ByteLevelSplitter:
+    """GPT-2's pre-token split of a text, equal to the library's ByteLevel(add_prefix_space=False) split."""
+
+    def __init__(self) -> None:
+        from tokenizers import pre_tokenizers
+
+        self._library = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        self._classes: dict[str, set[str]] = {"L": set(), "N": set(), "S": set(), "O": set()}
+        self._known = np.zeros(0x110000, dtype=bool)
+        self._regex: re.Pattern | None = None
+        self._classify("a1 !")  # one of each class, so that no class of the pattern is empty
+
+    def _classify(self, chars: Iterable[str]) -> None:
+        """Put each character in the class the library's regex gives it: a letter keeps "a" + c one
+        pre-token, a number keeps "1" + c one, any other non-space keeps "!" + c one; else a space."""
+        count = self._library.pre_tokenize_str
+        for c in chars:
+            cls = ("L" if len(count("a" + c)) == 1 else "N" if len(count("1" + c)) == 1
+                   else "O" if len(count("!" + c)) == 1 else "S")
+            self._classes[cls].add(c)
+            self._known[ord(c)] = True
+        spelled = {k: _ranges(v) for k, v in self._classes.items()}
+        self._regex = re.compile(_PATTERN.format(**{k: spelled[k] for k in "LNS"}), re.DOTALL)
+
+    def split(self, text: str) -> list[str]:
+        """The pre-tokens of `text`, in order; "".join of them is `text`."""
+        points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+        if not self._known[points].all():
+            self._classify(sorted(set(text) - set().union(*self._classes.values())))
+        return self._regex.findall(text)
+
+
+class _Index(dict):
+    """pre-token -> its row in the encoder's table, adding (encoding once) each pre-token not seen yet."""
+
+    def __init__(self, encoder: ByteLevelEncoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def __missing__(self, piece: str) -> int:
+        row = len(self)
+        self[piece] = row
+        self.encoder._add(piece)
+        return row
+
+
+class ByteLevelEncoder:
+    """The ids the library gives a text (`encode(text, add_special_tokens=False).ids`), for a tokenizer
+    that `is_plain_byte_level`: each distinct pre-token encoded once by its model, then looked up."""
+
+    def __init__(self, hf_tokenizer: Any, splitter: ByteLevelSplitter | None = None):
+        self._model = hf_tokenizer.model
+        self._splitter = splitter or ByteLevelSplitter()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._index = _Index(self)
+        self._new_ids: list[int] = []
+        self._new_lengths: list[int] = []
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._lengths = np.zeros(0, dtype=np.int64)
+
+    def _add(self, piece: str) -> None:
+        ids = [token.id for token in self._model.tokenize(byte_level(piece))]
+        self._new_ids.extend(ids)
+        self._new_lengths.append(len(ids))
+
+    def encode(self, text: str) -> np.ndarray:
+        if len(self._index) > _CACHE_LIMIT:
+            self._reset()
+        pieces = self._splitter.split(text)
+        rows = np.fromiter(map(self._index.__getitem__, pieces), dtype=np.int64, count=len(pieces))
+        if self._new_lengths:
+            self._ids = np.concatenate([self._ids, np.asarray(self._new_ids, dtype=np.int64)])
+            self._lengths = np.concatenate([self._lengths, np.asarray(self._new_lengths, dtype=np.int64)])
+            self._starts = np.cumsum(self._lengths) - self._lengths
+            self._new_ids.clear()
+            self._new_lengths.clear()
+        if not rows.size:
+            return np.zeros(0, dtype=np.int64)
+        lengths = self._lengths[rows]
+        ends = np.cumsum(lengths)
+        # position k of the output is token (k - where its piece's run begins) of that piece's encoding
+        offsets = np.arange(int(ends[-1]), dtype=np.int64) - np.repeat(ends - lengths, lengths)
+        return self._ids[np.repeat(self._starts[rows], lengths) + offsets]
+
+
+def train_byte_level_bpe(sequences: Iterable[str], trainer: Any, splitter: ByteLevelSplitter | None = None):
+    """A library BPE tokenizer (ByteLevel pre-tokenizer and decoder) trained by `trainer` on the text
+    "".join(sequences): the pre-tokens are counted here and handed to the trainer as words."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    splitter = splitter or ByteLevelSplitter()
+    counts: Counter = Counter()
+    for sequence in sequences:
+        counts.update(splitter.split(sequence))
+
+    def feed() -> Iterator[str]:
+        parts: list[str] = []
+        held = 0
+        for piece, n in counts.items():
+            word = byte_level(piece) + " "
+            while n:  # a very frequent word goes in several strings, each at most about _FEED_CHARS long
+                take = min(n, max(1, _FEED_CHARS // len(word)))
+                parts.append(word * take)
+                held += take * len(word)
+                n -= take
+                if held >= _FEED_CHARS:
+                    yield "".join(parts)
+                    parts, held = [], 0
+        if parts:
+            yield "".join(parts)
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.train_from_iterator(feed(), trainer=trainer)
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    return tok
