@@ -21,9 +21,10 @@ library's way.
 from __future__ import annotations
 
 import json
+import os
 import re
-from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,11 @@ import numpy as np
 _PATTERN = r"'(?:[stmd]|re|ve|ll)| ?[{L}]++| ?[{N}]++| ?[^{S}{L}{N}]++|[{S}]+(?![^{S}])|[{S}]++"
 _PLAIN_PRE_TOKENIZER = {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}
 _CACHE_LIMIT = 1 << 19  # distinct pre-tokens remembered while encoding (about 80 MB), then forgotten
-_FEED_CHARS = 1 << 22  # characters per string handed to the trainer
+_FEED_CHARS = 1 << 16  # characters per string handed to the trainer (longer ones cost it memory and time)
+# Texts longer than this are split and encoded in worker processes (one per CPU): the first this many
+# characters go in this process, so a small corpus starts none.
+PARALLEL_AFTER = 1 << 23
+_AHEAD = 2  # texts in flight per worker
 
 
 def _byte_table() -> dict[int, str]:
@@ -88,9 +93,8 @@ class ByteLevelSplitter:
 
         self._library = pre_tokenizers.ByteLevel(add_prefix_space=False)
         self._classes: dict[str, set[str]] = {"L": set(), "N": set(), "S": set(), "O": set()}
-        self._known = np.zeros(0x110000, dtype=bool)
         self._regex: re.Pattern | None = None
-        self._classify("a1 !")  # one of each class, so that no class of the pattern is empty
+        self._classify(map(chr, range(128)))  # ASCII, and one of each class: no class of the pattern is empty
 
     def _classify(self, chars: Iterable[str]) -> None:
         """Put each character in the class the library's regex gives it: a letter keeps "a" + c one
@@ -100,14 +104,13 @@ class ByteLevelSplitter:
             cls = ("L" if len(count("a" + c)) == 1 else "N" if len(count("1" + c)) == 1
                    else "O" if len(count("!" + c)) == 1 else "S")
             self._classes[cls].add(c)
-            self._known[ord(c)] = True
         spelled = {k: _ranges(v) for k, v in self._classes.items()}
         self._regex = re.compile(_PATTERN.format(**{k: spelled[k] for k in "LNS"}), re.DOTALL)
+        self._unknown = re.compile("[^" + _ranges(set().union(*self._classes.values())) + "]")
 
     def split(self, text: str) -> list[str]:
         """The pre-tokens of `text`, in order; "".join of them is `text`."""
-        points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
-        if not self._known[points].all():
+        if self._unknown.search(text):  # a character not classified yet
             self._classify(sorted(set(text) - set().union(*self._classes.values())))
         return self._regex.findall(text)
 
@@ -172,10 +175,9 @@ def train_byte_level_bpe(sequences: Iterable[str], trainer: Any, splitter: ByteL
     "".join(sequences): the pre-tokens are counted here and handed to the trainer as words."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
-    splitter = splitter or ByteLevelSplitter()
     counts: Counter = Counter()
-    for sequence in sequences:
-        counts.update(splitter.split(sequence))
+    for part in _in_workers(sequences, _count, lambda: splitter or ByteLevelSplitter(), _init_splitter, ()):
+        counts.update(part)
 
     def feed() -> Iterator[str]:
         parts: list[str] = []
@@ -199,3 +201,72 @@ def train_byte_level_bpe(sequences: Iterable[str], trainer: Any, splitter: ByteL
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     return tok
+
+
+# ------------------------------------------------------------------------------------ worker processes
+
+def cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+_worker: Any = None  # a worker process's splitter or encoder
+
+
+def _init_splitter() -> None:
+    global _worker
+    _worker = ByteLevelSplitter()
+
+
+def _init_encoder(tokenizer_json: str) -> None:
+    global _worker
+    from tokenizers import Tokenizer
+
+    _worker = ByteLevelEncoder(Tokenizer.from_str(tokenizer_json))
+
+
+def _count(splitter: ByteLevelSplitter | None, text: str) -> Counter:
+    return Counter((splitter or _worker).split(text))
+
+
+def _encode(encoder: ByteLevelEncoder | None, text: str) -> np.ndarray:
+    ids = (encoder or _worker).encode(text)
+    return ids.astype(np.uint32) if ids.size and int(ids.max()) < 1 << 32 else ids  # half the bytes to send
+
+
+def _in_workers(texts: Iterable[str], work: Callable, local: Callable[[], Any], init: Callable,
+                initargs: tuple) -> Iterator[Any]:
+    """work(state, text) for each text, in order: the first PARALLEL_AFTER characters in this process
+    (state = local()), the rest in worker processes (state None: the worker's own, made by init), a few
+    texts in flight per worker, so that memory does not grow with the corpus."""
+    texts = iter(texts)
+    state, done = local(), 0
+    for text in texts:
+        yield work(state, text)
+        done += len(text)
+        if done >= PARALLEL_AFTER and cpus() > 1:
+            break
+    else:
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: the library's Rust thread pool may be running in this process.
+    workers = cpus()
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=init,
+                             initargs=initargs) as pool:
+        pending: deque = deque()
+        for text in texts:
+            pending.append(pool.submit(work, None, text))
+            if len(pending) >= workers * _AHEAD:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def encode_texts(hf_tokenizer: Any, texts: Iterable[str]) -> Iterator[np.ndarray]:
+    """ByteLevelEncoder(hf_tokenizer).encode of each text, in order; a long stream in worker processes."""
+    yield from _in_workers(texts, _encode, lambda: ByteLevelEncoder(hf_tokenizer), _init_encoder,
+                           (hf_tokenizer.to_str(),))

@@ -649,12 +649,11 @@ class BPETokenizer(Tokenizer):
         return self._hf.encode(self.normalize(text), add_special_tokens=False).ids
 
     def encode_chunks(self, chunks: Iterable[str]) -> Iterator[np.ndarray]:
-        from rnnlab.data.bytelevel import ByteLevelEncoder, is_plain_byte_level
+        from rnnlab.data.bytelevel import encode_texts, is_plain_byte_level
 
         if is_plain_byte_level(self._hf):  # rnnlab's own kind: each distinct pre-token encoded once
-            encoder = ByteLevelEncoder(self._hf)
-            for sequence in safe_chunks(iter(chunks), _BPE_SPLIT_CHARS):
-                yield encoder.encode(self.normalize(sequence))
+            sequences = safe_chunks(iter(chunks), _BPE_SPLIT_CHARS)
+            yield from encode_texts(self._hf, (self.normalize(c) for c in sequences))
             return
         # Any other tokenizer.json: the library's encode_batch, which spreads a batch over every core; it
         # is given short sequences, since it keeps per-byte alignments of each (2.8 GB for 8 chunks of 4 MB).

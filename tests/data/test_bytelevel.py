@@ -93,3 +93,15 @@ def test_a_bpe_store_holds_the_ids_of_encode(tmp_path, text):
         "train"))
     assert splits["train"] == store.tokenizer._hf.encode(cleaned, add_special_tokens=False).ids
     assert json.loads(store.tokenizer._hf.to_str()) == json.loads(_reference_bpe(cleaned, 500).to_str())
+
+
+def test_worker_processes_give_the_same_counts_and_ids(text, monkeypatch):
+    """A long text goes to worker processes after its first PARALLEL_AFTER characters: nothing changes."""
+    alone = BPETokenizer.train_chunks(safe_chunks(iter([text]), 20_000), 500)
+    monkeypatch.setattr(bytelevel, "PARALLEL_AFTER", 50_000)
+    monkeypatch.setattr(bytelevel, "cpus", lambda: 2)
+    monkeypatch.setattr("rnnlab.data.tokenizers._BPE_SPLIT_CHARS", 20_000)
+    shared = BPETokenizer.train_chunks(safe_chunks(iter([text]), 20_000), 500)
+    assert shared._hf.to_str() == alone._hf.to_str()
+    ids = np.concatenate(list(shared.encode_chunks(safe_chunks(iter([text]), 30_000))))
+    assert ids.tolist() == alone._hf.encode(text, add_special_tokens=False).ids
