@@ -58,6 +58,7 @@ META = "tokens.json"
 TOKENS = "tokens.bin"
 TOKENIZER = "tokenizer.json"
 SPLITS = ("train", "valid", "test")
+FUSED_VOCABULARY = True  # a char vocabulary counted while the corpus is described, when it can be (_build)
 Log = Callable[[str], None]
 
 
@@ -250,12 +251,24 @@ def remove_store(path: Path) -> None:
 def _build(corpus, out_dir: Path, data: DataConfig, tokenizer: Tokenizer | None, extend: bool, val_file,
            test_file, data_dir, log: Log) -> TokenStore:
     sources = corpus_sources(corpus, data, val_file, test_file, data_dir)
-    documents, described, chars = _describe(sources)
+    given = {"sha256": tokenizer_sha256(tokenizer), "extend": extend} if tokenizer is not None else None
+    built = None
+    if FUSED_VOCABULARY and tokenizer is None and data.level == "char" and not data.lower \
+            and sources["valid"] is not None:
+        # The training split is the whole corpus: its characters are counted in the pass that describes
+        # it (one reading fewer). Not with lower-casing, which may depend on where the text is cut.
+        pieces, described_corpus = _described_pieces(sources["corpus"])
+        log(f"building the {data.level} vocabulary from the corpus (its training split)")
+        built = build_tokenizer_from_chunks(pieces, data)
+        documents, described, chars = _describe(sources, described_corpus)
+    else:
+        documents, described, chars = _describe(sources)
     sizes = _split_sizes(chars, data)
     if sizes["train"] == 0:
         raise DataError("cannot build a vocabulary from empty training text")
-    given = {"sha256": tokenizer_sha256(tokenizer), "extend": extend} if tokenizer is not None else None
-    if tokenizer is None:
+    if built is not None:
+        tokenizer = built
+    elif tokenizer is None:
         log(f"building the {data.level} vocabulary from {sizes['train']:,} training characters")
         tokenizer = build_tokenizer_from_chunks(_split_chunks(sources, sizes, data, "train"), data)
     elif extend and isinstance(tokenizer, CharTokenizer):
@@ -320,12 +333,16 @@ def _is_incomplete(path: Path) -> bool:
     return isinstance(meta, dict) and meta.get("format_version") == FORMAT_VERSION and meta.get("complete") is False
 
 
-def _describe(sources: dict[str, _Source | None]) -> tuple[list[dict], list[dict], dict[str, int]]:
+def _describe(sources: dict[str, _Source | None],
+              corpus: dict[str, Any] | None = None) -> tuple[list[dict], list[dict], dict[str, int]]:
     """(where each file of the corpus begins, in characters; every source file with its size and sha256;
-    the characters of each source's text)."""
+    the characters of each source's text). `corpus`: the corpus's part, already found (`_described_pieces`)."""
     documents, described, chars = [], [], {}
     for role, source in sources.items():
         if source is None:
+            continue
+        if role == "corpus" and corpus is not None:
+            documents, described, chars["corpus"] = corpus["documents"], corpus["described"], corpus["chars"]
             continue
         at = 0
         for i, doc in enumerate(iter_documents(source.path, digest=True, **source.reading)):
@@ -336,6 +353,25 @@ def _describe(sources: dict[str, _Source | None]) -> tuple[list[dict], list[dict
             at += doc.chars
         chars[role] = at
     return documents, described, chars
+
+
+def _described_pieces(source: _Source) -> tuple[Iterator[str], dict[str, Any]]:
+    """The corpus's text as pieces (`corpus_pieces`'s), and `_describe`'s part for it, filled in as the
+    pieces are read (documents, source files, characters): one reading does both."""
+    part: dict[str, Any] = {"documents": [], "described": [], "chars": 0}
+
+    def pieces() -> Iterator[str]:
+        for i, doc in enumerate(iter_documents(source.path, digest=True, **source.reading)):
+            part["described"].append({"role": "corpus", "path": str(doc.path), "bytes": doc.size,
+                                      "sha256": doc.sha256})
+            if i:
+                part["chars"] += 1
+                yield "\n"
+            part["documents"].append({"source": len(part["described"]) - 1, "char": part["chars"]})
+            part["chars"] += doc.chars
+            yield from doc.pieces()
+
+    return pieces(), part
 
 
 def _digests(sources: dict[str, _Source | None]) -> list[dict[str, Any]]:
