@@ -27,6 +27,7 @@ NETWORK_FIELDS = ("lookback", "season_profile", "cell", "hidden_size", "layers",
                   "lr", "weight_decay", "clip", "patience", "val_size", "seed", "samples", "checkpoint_every",
                   "device", "threads")
 AUTO_FLAGS = {"seed", "device", "threads"}  # flags that leave the automatic choice on (they shape no network)
+# (training_state.safetensors: where fits before the member folders kept their checkpoint)
 MODEL_FILES = ("model.safetensors", "training_state.safetensors", "metrics.jsonl", "config.json",
                "scaler.json", "series.safetensors")
 
@@ -220,7 +221,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import time
 
     from rnnlab.forecasting.datasets import load_data
-    from rnnlab.forecasting.rnn import RNNForecaster
+    from rnnlab.forecasting.rnn import RNNForecaster, remove_members
     from rnnlab.training import modeldir
 
     out = Path(args.output)
@@ -250,9 +251,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise ModelDirError(f"{out} is not a forecast model directory rnnlab wrote; refusing to overwrite "
                                 "it (choose another MODEL_DIR)")
         modeldir.remove_files(out, MODEL_FILES)  # only rnnlab's files; a user's others stay
+        remove_members(out)  # each ensemble member's training run
         for variant in out.glob("variant-*"):  # an auto model's networks
             if variant.is_dir() and _is_forecast_dir(variant):
                 modeldir.remove_files(variant, MODEL_FILES)
+                remove_members(variant)
                 if not modeldir.entries(variant):
                     variant.rmdir()
     if isinstance(forecaster, RNNForecaster):

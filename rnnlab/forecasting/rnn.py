@@ -11,7 +11,7 @@ Model directory:
     series.safetensors          the training series (so predict, plot and backtest need no --data)
     model.safetensors           member{i}.* weights of every ensemble member
     metrics.jsonl               per member and epoch: train/val loss, learning rate
-    training_state.safetensors  what `resume` needs (see fit.py)
+    member-{m}/                 each member's training run: checkpoint, best weights, metrics (see fit.py)
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from rnnlab.forecasting.base import (
     write_series,
 )
 from rnnlab.forecasting.config import ForecastConfig
-from rnnlab.forecasting.fit import METRICS_FILE, STATE_FILE, TrainingDivergedError, fit_members
+from rnnlab.forecasting.fit import TrainingDivergedError, can_resume, fit_members, remove_members
 from rnnlab.forecasting.forecast import Forecast, from_quantiles
 from rnnlab.forecasting.series import Series, as_series
 from rnnlab.forecasting.transforms import Scaler, TargetTransform, difference, window_stats
@@ -48,7 +48,8 @@ from rnnlab.training.seeding import pick_device
 
 MODEL_FILE = "model.safetensors"
 SCALER_FILE = "scaler.json"
-RUN_FILES = (CONFIG_FILE, SCALER_FILE, SERIES_FILE, STATE_FILE, METRICS_FILE, MODEL_FILE)  # what fit writes
+METRICS_FILE = "metrics.jsonl"
+RUN_FILES = (CONFIG_FILE, SCALER_FILE, SERIES_FILE, METRICS_FILE, MODEL_FILE)  # what fit writes (and member-*/)
 
 
 MAX_LOOKBACK = 192  # the default window never grows past this: a longer season reaches it as a profile
@@ -212,7 +213,7 @@ class RNNForecaster:
         train, val = train.to(device), (val.to(device) if val is not None else None)
         quantiles = torch.tensor(config.quantiles, dtype=torch.float32, device=device)
 
-        def batch_loss(network: ForecastNetwork, w: Windows) -> torch.Tensor:
+        def window_loss(network: ForecastNetwork, w: Windows) -> torch.Tensor:
             levels, target = self._levels(network, w, with_target=True)
             return heads.loss(levels, target, config.head, quantiles)
 
@@ -221,11 +222,12 @@ class RNNForecaster:
 
         try:
             with _threads(config.threads if device.type == "cpu" else None):
-                networks, self.metrics = fit_members(make_network, batch_loss, train, val, config,
+                networks, self.metrics = fit_members(make_network, window_loss, train, val, config,
                                                      directory=directory, resume=resume, progress=self.progress,
                                                      callback=callback)
         except TrainingDivergedError:
             if directory is not None and not resume:  # a fresh run leaves no untrained model behind
+                remove_members(directory)
                 modeldir.remove_files(directory, RUN_FILES)
             raise
         self.networks = [network.cpu().eval() for network in networks]
@@ -240,8 +242,8 @@ class RNNForecaster:
         config = read_config(directory)
         if config["kind"] != cls.kind:
             raise ModelDirError(f"{directory} holds a {config['kind']} model; only rnn training resumes")
-        if not (directory / STATE_FILE).is_file():
-            raise ModelDirError(f"{directory} has no {STATE_FILE} to resume from")
+        if not can_resume(directory):
+            raise ModelDirError(f"{directory} has no training state to resume from (member-*/training_state.safetensors)")
         settings = ForecastConfig.from_dict(config["settings"])
         original = ForecastConfig.from_dict(config.get("requested", config["settings"]))
         forecaster = cls(original, progress=progress)
@@ -398,10 +400,10 @@ class RNNForecaster:
         directory = Path(directory)
         self._save_description(directory)
         save_members(directory / MODEL_FILE, self.networks)
-        if self.metrics and not (directory / "metrics.jsonl").is_file():
+        if self.metrics:
             import json
 
-            _io.write_text(directory / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in self.metrics))
+            _io.write_text(directory / METRICS_FILE, "".join(json.dumps(m) + "\n" for m in self.metrics))
 
     @classmethod
     def load(cls, directory: str | Path) -> RNNForecaster:

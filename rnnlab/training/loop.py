@@ -1,8 +1,10 @@
 """One readable training loop: truncated BPTT (or windows/prefixes), clipping, schedule, evaluation,
 early stopping, checkpoints, budgets, exact resume.
 
-The loop knows nothing of text: it is handed a model, batches, an `evaluate()` that returns metrics and
-callbacks that the API wires in (a per-epoch sample, the evaluation line). Everything that decides what
+The loop knows nothing of text: it is handed a model, batches, a batch loss (the language model's `batch_loss`
+by default; the forecaster passes its own), an `evaluate()` that returns metrics (or None: no validation,
+the last weights are kept) and callbacks that the API wires in (a per-epoch sample, the evaluation line).
+With no model directory nothing is written and the best weights are kept in memory. Everything that decides what
 the next step computes (weights, optimiser, RNG, carried state, data position, schedule, early-stopping
 counters) is saved in the checkpoint, so a resumed run ends bitwise where an uninterrupted one would.
 """
@@ -104,8 +106,8 @@ class BatchLoss(NamedTuple):
 
     loss: torch.Tensor
     state: Any  # the state to carry into the next batch (detached), or None
-    correct: torch.Tensor  # number of correct argmax predictions
-    cross_entropy: torch.Tensor
+    correct: torch.Tensor | None  # number of correct argmax predictions (None: not a classifier)
+    cross_entropy: torch.Tensor  # what train_loss reports
 
 
 def batch_loss(model, batch, carry, device, config: TrainConfig | None = None) -> BatchLoss:
@@ -140,6 +142,15 @@ def optimizer_step(loss: torch.Tensor, optimizer, parameters, clip: float) -> No
     if clip > 0:
         torch.nn.utils.clip_grad_norm_(parameters, clip)
     optimizer.step()
+
+
+def check_finite(val_loss: float, model: torch.nn.Module) -> None:
+    """Stop at the first evaluation whose loss or weights are inf/NaN: early stopping would otherwise never
+    see an improvement and keep the weights of an earlier evaluation as if training had gone on."""
+    if math.isfinite(val_loss) and all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        return
+    raise TrainingDivergedError(f"training diverged: the validation loss is {val_loss} (or a weight is not "
+                                f"finite); lower --lr or set --clip")
 
 
 def check_regularisers(config: TrainConfig) -> None:
@@ -215,10 +226,20 @@ def total_steps_of(config: TrainConfig, steps_per_epoch: int) -> int | None:
     return min(bounds) if bounds else None
 
 
-def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]], config: TrainConfig,
-          model_dir: Path, device: torch.device, resume: bool = False, hooks: Hooks | None = None,
-          is_main: bool = True, ddp_model: torch.nn.Module | None = None) -> RunResult:
+LossFn = Callable[..., BatchLoss]  # (model, batch, carried state, device, config) -> BatchLoss
+
+
+def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]] | None, config: TrainConfig,
+          model_dir: Path | None, device: torch.device, resume: bool = False, hooks: Hooks | None = None,
+          is_main: bool = True, ddp_model: torch.nn.Module | None = None,
+          loss_fn: LossFn | None = None) -> RunResult:
     """Train `model` in place; model_dir gets checkpoints, metrics and, at the end, the best weights.
+
+    `loss_fn` is the language model's `batch_loss` unless given. `batches` has `len()` (steps per epoch) and `epoch(epoch, start_step)`, which yields the same batches
+    for the same arguments (what makes resume exact). `evaluate()` returns {"loss": ..., ...}; the lowest
+    loss decides early stopping and the kept weights. With `evaluate=None` there is no validation and the
+    last weights are kept. With `model_dir=None` nothing is written (no resume) and, when train returns,
+    `model` holds the kept weights.
 
     `ddp_model` is the DistributedDataParallel wrapper when running under torchrun (gradients are
     averaged in its backward); I/O happens on the main rank only. SIGINT and SIGTERM stop the run at the
@@ -227,21 +248,26 @@ def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]
     check_regularisers(config)
     with _StopSignals() as stop:
         return _train(model, batches, evaluate, config, model_dir, device, resume, hooks, is_main,
-                      ddp_model, stop)
+                      ddp_model, stop, loss_fn or batch_loss)
 
 
 def _train(model, batches, evaluate, config: TrainConfig, model_dir, device: torch.device, resume: bool,
-           hooks: Hooks | None, is_main: bool, ddp_model, stop: _StopSignals) -> RunResult:
+           hooks: Hooks | None, is_main: bool, ddp_model, stop: _StopSignals, loss_fn: LossFn) -> RunResult:
     hooks = hooks or Hooks()
     net = ddp_model or model
-    model_dir = Path(model_dir)
-    if is_main:
+    model_dir = Path(model_dir) if model_dir is not None else None
+    if model_dir is None and resume:
+        raise ConfigError("resume needs the model directory of the run")
+    writes = is_main and model_dir is not None  # only the main rank writes, and only where there is a directory
+    if writes:
         remove_stale_temp_files(model_dir)
+    kept: dict[str, torch.Tensor] | None = None  # the best weights, when there is no file to hold them
     optimizer = make_optimizer(model.parameters(), config)
     steps_per_epoch = len(batches)
     schedule = LRSchedule(config, total_steps_of(config, steps_per_epoch))
     stopper = EarlyStopping(config.patience, config.min_delta)
     step, epoch, step_in_epoch, carry, elapsed_before = 0, 0, 0, None, 0.0
+    last_eval_step = -1
     history: list[dict[str, Any]] = []
     running = _Running()
     average = WeightAverage(model, config.ema) if config.ema else None
@@ -268,6 +294,8 @@ def _train(model, batches, evaluate, config: TrainConfig, model_dir, device: tor
         if is_main:
             ckpt.truncate_metrics(model_dir, step)
         history = ckpt.read_metrics(model_dir)
+        if history and history[-1].get("step") == step:
+            last_eval_step = step  # the evaluation at this step is done (and in the early-stopping state)
         if meta.get("finished"):
             # A finished run resumes only if the new budget allows more steps.
             stopper.bad_evals = 0
@@ -282,6 +310,8 @@ def _train(model, batches, evaluate, config: TrainConfig, model_dir, device: tor
             pending_first_write.pop()()
 
     def save_checkpoint(finished: bool = False) -> None:
+        if model_dir is None:
+            return
         # Every rank takes part in gathering the lanes and generators; only the main rank writes.
         lanes, rng_states = distributed.gather_lanes(carry), distributed.gather_rng_states(device)
         if not is_main:
@@ -317,26 +347,32 @@ def _train(model, batches, evaluate, config: TrainConfig, model_dir, device: tor
         return average.swapped_in() if average else contextlib.nullcontext()
 
     def run_evaluation(kind: str) -> dict[str, Any]:
-        with evaluated_weights():
-            # Rank 0's metrics on every rank: early stopping, the plateau schedule and the kept weights
-            # then decide alike everywhere (a GPU's last bits may differ between ranks).
-            metrics = distributed.from_main(evaluate())
-            improved = stopper.update(metrics["loss"], step, counts=kind != "final")
-            if is_main and improved:
-                claim_model_dir()
-                ckpt.save_weights(model_dir / ckpt.WEIGHTS, model)
-        if kind != "final":
-            schedule.observe_validation(metrics["loss"])
+        nonlocal kept
+        metrics, improved = {}, True  # no validation: the weights kept are the last
+        if evaluate is not None:
+            with evaluated_weights():
+                # Rank 0's metrics on every rank: early stopping, the plateau schedule and the kept weights
+                # then decide alike everywhere (a GPU's last bits may differ between ranks).
+                metrics = distributed.from_main(evaluate())
+                check_finite(metrics["loss"], model)
+                improved = stopper.update(metrics["loss"], step, counts=kind != "final")
+                if improved and writes:
+                    claim_model_dir()
+                    ckpt.save_weights(model_dir / ckpt.WEIGHTS, model)
+                elif improved and model_dir is None:
+                    kept = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if kind != "final":
+                schedule.observe_validation(metrics["loss"])
         record = {"step": step, "epoch": epoch + (step_in_epoch / max(steps_per_epoch, 1)), "kind": kind,
                   **{f"val_{k}": v for k, v in metrics.items()}, "train_loss": running.mean(),
                   "train_accuracy": running.accuracy(), "lr": optimizer.param_groups[0]["lr"],
                   "best": improved, "seconds": round(elapsed_before + time.monotonic() - started, 2)}
         history.append(record)
-        if is_main:
+        if writes:
             claim_model_dir()
             ckpt.append_metrics(model_dir, record)
-            if hooks.on_eval:
-                hooks.on_eval(record)
+        if is_main and hooks.on_eval:
+            hooks.on_eval(record)
         if kind != "final":
             running.reset()
         return record
@@ -345,7 +381,6 @@ def _train(model, batches, evaluate, config: TrainConfig, model_dir, device: tor
     bar = tqdm(total=total, initial=step, disable=(not is_main) or hooks.progress is False or None,
                unit="step", dynamic_ncols=True, leave=False)
     stopped = "budget"
-    last_eval_step = -1
     in_step = False
     try:
         while True:
@@ -372,7 +407,7 @@ def _train(model, batches, evaluate, config: TrainConfig, model_dir, device: tor
                 schedule.apply(optimizer, step, progress)
                 tick = time.perf_counter()
                 in_step = True
-                loss, carry, correct, cross_entropy = batch_loss(net, batch, carry, device, config)
+                loss, carry, correct, cross_entropy = loss_fn(net, batch, carry, device, config)
                 optimizer_step(loss, optimizer, model.parameters(), config.clip)
                 step += 1
                 if average is not None:
@@ -386,7 +421,7 @@ def _train(model, batches, evaluate, config: TrainConfig, model_dir, device: tor
                 # train_loss stays the plain cross-entropy, comparable with and without AR/TAR.
                 if cross_entropy is not loss:
                     value = cross_entropy.detach().item()
-                running.add(value, batch.targets.numel(), int(correct))
+                running.add(value, batch.targets.numel(), None if correct is None else int(correct))
                 bar.update(1)
                 bar.set_postfix(loss=f"{value:.3f}",
                                 tok_s=f"{batch.targets.numel() / (time.perf_counter() - tick):,.0f}")
@@ -395,7 +430,9 @@ def _train(model, batches, evaluate, config: TrainConfig, model_dir, device: tor
                     last_eval_step = step
                     if stopper.should_stop:
                         break
-                if step % config.checkpoint_every == 0:
+                # (a step that ends the epoch is saved after the epoch's evaluation, below: a resumed run
+                # then starts the next epoch with that evaluation in its early-stopping state)
+                if step % config.checkpoint_every == 0 and step_in_epoch < steps_per_epoch:
                     save_checkpoint()
                 # Between steps: nothing of the next one is computed yet (batch, RNG, carried state).
                 signum = stop_requested()
@@ -412,6 +449,8 @@ def _train(model, batches, evaluate, config: TrainConfig, model_dir, device: tor
                 epoch += 1
                 step_in_epoch = 0
                 carry = None
+                if step % config.checkpoint_every == 0:
+                    save_checkpoint()
                 if stopper.should_stop:
                     stopped = "early_stopping"
                     break
@@ -435,15 +474,17 @@ def _train(model, batches, evaluate, config: TrainConfig, model_dir, device: tor
     if last_eval_step != step and step > 0:
         run_evaluation("final")
     save_checkpoint(finished=True)
-    if is_main and not (model_dir / ckpt.WEIGHTS).exists():
+    if writes and (evaluate is None or not (model_dir / ckpt.WEIGHTS).exists()):
         with evaluated_weights():
             ckpt.save_weights(model_dir / ckpt.WEIGHTS, model)
+    if kept is not None:
+        model.load_state_dict(kept)
     if stop.signum:
         # Asked to stop while finishing: everything is saved (a finished checkpoint); --resume completes.
         raise interrupted(stop.signum, finished=True)
-    evals = history
+    evals = [r for r in history if "val_loss" in r]
     best = min(evals, key=lambda r: r["val_loss"]) if evals else None
-    return RunResult(step=step, epoch=epoch, stopped=stopped, best=best, last=evals[-1] if evals else None,
+    return RunResult(step=step, epoch=epoch, stopped=stopped, best=best, last=history[-1] if history else None,
                      seconds=elapsed_before + time.monotonic() - started, history=history)
 
 
@@ -456,13 +497,13 @@ class _Running:
     def reset(self) -> None:
         self.total, self.count, self.correct = 0.0, 0, 0
 
-    def add(self, loss: float, n: int, correct: int) -> None:
+    def add(self, loss: float, n: int, correct: int | None) -> None:
         self.total += loss * n
         self.count += n
-        self.correct += correct
+        self.correct = None if correct is None or self.correct is None else self.correct + correct
 
     def mean(self) -> float | None:
         return self.total / self.count if self.count else None
 
     def accuracy(self) -> float | None:
-        return self.correct / self.count if self.count else None
+        return self.correct / self.count if self.count and self.correct is not None else None

@@ -42,8 +42,11 @@ def test_save_load_round_trip(tmp_path, sine):
     model = RNNForecaster(horizon=4, lookback=16, log=True, diff=("season",), ensemble=2, **TINY)
     model.fit(series, directory=tmp_path / "m")
     files = sorted(p.name for p in (tmp_path / "m").iterdir())
-    assert files == ["config.json", "metrics.jsonl", "model.safetensors", "scaler.json", "series.safetensors",
-                     "training_state.safetensors"]
+    assert files == ["config.json", "member-0", "member-1", "metrics.jsonl", "model.safetensors", "scaler.json",
+                     "series.safetensors"]
+    # each member is a run of the shared training loop, with its checkpoint, best weights and metrics
+    assert sorted(p.name for p in (tmp_path / "m" / "member-1").iterdir()) == [
+        "metrics.jsonl", "model.safetensors", "training_state.safetensors"]
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["settings"]["diff"] == [12] and config["settings"]["lookback"] == 16
     loaded = load_forecaster(tmp_path / "m")

@@ -58,36 +58,38 @@ def test_a_forecast_model_directory_follows_the_one_format_version_rule(model_di
     assert main(["forecast", "predict", str(model_dir)]) == 0
 
 
-def test_an_interrupted_forecast_saves_the_text_sides_optimiser_and_rng_layout(tmp_path):
+def test_an_interrupted_forecast_is_a_checkpoint_of_the_shared_training_loop(tmp_path):
     import numpy as np
 
+    from rnnlab.config import TrainConfig
     from rnnlab.forecasting import RNNForecaster, from_array
     from rnnlab.training import checkpoint as ckpt
+    from rnnlab.training.optim import make_optimizer
 
     class Crash(Exception):
         pass
 
     def crash(record):
-        if record["epoch"] == 1:
+        if record["epoch"] == 2:
             raise Crash
 
     series = from_array(np.sin(np.arange(60) / 3))
     with pytest.raises(Crash):
         RNNForecaster(horizon=3, lookback=8, hidden_size=4, epochs=4, checkpoint_every=1).fit(
             series, directory=tmp_path / "m", callback=crash)
-    tensors = _io.load_tensors(tmp_path / "m" / ckpt.TRAINING_STATE)
-    groups = json.loads(_io.load_tensor_metadata(tmp_path / "m" / ckpt.TRAINING_STATE)["state"])["param_groups"]
-    # What the shared helpers read back into a fresh network's optimiser: every slot, bit for bit (the
-    # network's input is the one series column; the head emits the median and four interval ends).
+    state = tmp_path / "m" / "member-0" / ckpt.TRAINING_STATE
+    # The text side's reader restores it into a fresh network and optimiser: weights, every optimiser slot
+    # and the generator, bit for bit (the network's input is the one series column; the head emits the
+    # median and four interval ends).
     fresh = ForecastNetwork(input_size=1, target_dim=1, horizon=3, outputs=5, hidden_size=4)
-    from rnnlab.config import TrainConfig
-    from rnnlab.training.optim import make_optimizer
-
     optimizer = make_optimizer(fresh.parameters(), TrainConfig())
-    ckpt.restore_optimizer(optimizer, tensors, groups)
+    meta, carry, _ = ckpt.load_training_state(state, fresh, optimizer, torch.device("cpu"))
+    assert carry is None and meta["epoch"] == 1 and not meta["finished"]  # saved after the first epoch
+    tensors = _io.load_tensors(state)
     again, _ = ckpt.optimizer_tensors(optimizer)
     saved = {k: v for k, v in tensors.items() if k.startswith("optim.")}
     assert saved and saved.keys() == again.keys() and all(torch.equal(saved[k], again[k]) for k in saved)
-    assert tensors["rng.torch"].dtype == torch.uint8 and "rng.shuffle" in tensors
-    ckpt.restore_rng(tensors)
+    assert all(torch.equal(tensors[f"model.{k}"], v) for k, v in fresh.state_dict().items())
     assert torch.equal(torch.get_rng_state(), tensors["rng.torch"])
+    lines = (tmp_path / "m" / "member-0" / ckpt.METRICS).read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1.0, 2.0]  # the loop's records, one per epoch
