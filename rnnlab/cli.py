@@ -16,7 +16,7 @@ from typing import Any
 
 from rnnlab.cli_flags import Parser as _Parser
 from rnnlab.cli_flags import add_config_options, add_run_options
-from rnnlab.config import DataConfig, ModelConfig, TrainConfig
+from rnnlab.config import DataConfig, ModelConfig, SampleConfig, TrainConfig
 from rnnlab.errors import RnnlabError
 
 # Every character str.splitlines breaks at: a path or value a user typed may hold one, and an error is one line.
@@ -52,21 +52,6 @@ def _add_model_and_run_options(p: argparse.ArgumentParser) -> None:
     r = add_run_options(p)
     r.add_argument("--init-from", dest="init_from", help="start from a trained model, or 'default' (default: "
                                                          "random weights)")
-
-
-def _seed(text: str) -> int:
-    """--seed: a whole number in the one range every seed uses (config.check_seed)."""
-    from rnnlab.config import check_seed
-    from rnnlab.errors import ConfigError
-
-    try:
-        value: int | str = int(text)
-    except ValueError:
-        value = text
-    try:
-        return check_seed(value, flag="")
-    except ConfigError as exc:  # argparse names the flag itself
-        raise argparse.ArgumentTypeError(exc.message.strip()) from None
 
 
 _RUN_KEYS = {"command", "corpus", "output", "val_file", "test_file", "data_dir", "resume", "overwrite",
@@ -112,21 +97,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _add_sample_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--length", type=int, help="new tokens per sample (default 200)")
-    p.add_argument("--temperature", type=float, help="0 = greedy (default 0.8)")
-    p.add_argument("--top-k", type=int, dest="top_k")
-    p.add_argument("--top-p", type=float, dest="top_p")
-    p.add_argument("--num-samples", type=int, dest="num_samples")
-    p.add_argument("--seed", type=_seed)
-    p.add_argument("--stop", help="stop a sample once it has produced this string")
-    p.add_argument("--strategy", choices=["sample", "greedy", "creativity"],
-                   help="creativity: uniform among the --top-k most likely (the Keras tutorials')")
-    p.add_argument("--unknown", choices=["error", "replace"],
-                   help="prompt characters/words outside the vocabulary: error (default) or map to <unk>")
+    add_config_options(p.add_argument_group("sampling"), SampleConfig)
 
 
-_SAMPLE_KEYS = ("length", "temperature", "top_k", "top_p", "num_samples", "seed", "stop", "strategy",
-                "unknown")
+_SAMPLE_KEYS = tuple(f.name for f in fields(SampleConfig))
 
 
 def _sample_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -57,18 +57,9 @@ def option(default: Any, flag: str, help: str, check: Check | None = None, *, ch
     return field(default=default, metadata=meta)
 
 
-def flag_field(name: str) -> dict:
-    """Metadata naming the flag of a field that has no help or check of its own (an internal setting)."""
-    return {"flag": name}
-
-
 def require(ok: bool, flag: str, message: str) -> None:
     if not ok:
         raise ConfigError(f"{flag} {message}")
-
-
-def require_one_of(value: Any, choices: tuple, flag: str) -> None:
-    require(value in choices, flag, f"must be one of {', '.join(choices)} (got {value!r})")
 
 
 # -- checks: each says what is wrong in the words every error of that kind uses ---------------------
@@ -372,29 +363,25 @@ class TrainConfig(JsonConfig):
 class SampleConfig(JsonConfig):
     """How text is generated. Neutral values (temperature 1, top-k 0, top-p 1) add no transform."""
 
-    length: int = field(default=200, metadata=flag_field("--length"))
-    temperature: float = field(default=0.8, metadata=flag_field("--temperature"))
-    top_k: int = field(default=0, metadata=flag_field("--top-k"))
-    top_p: float = field(default=1.0, metadata=flag_field("--top-p"))
-    num_samples: int = field(default=1, metadata=flag_field("--num-samples"))
-    seed: int | None = field(default=None, metadata=flag_field("--seed"))
-    stop: str | None = field(default=None, metadata=flag_field("--stop"))
-    strategy: str = field(default="sample", metadata=flag_field("--strategy"))
-    unknown: str = field(default="error", metadata=flag_field("--unknown"))
+    length: int = option(200, "--length", "new tokens per sample", non_negative(), metavar="N")
+    temperature: float = option(0.8, "--temperature", "divides the logits before sampling; 0 is greedy",
+                                finite_non_negative("; 0 means greedy"), metavar="T")
+    top_k: int = option(0, "--top-k", "sample among the K most likely tokens (0: all)",
+                        finite_non_negative("; 0 turns it off"), metavar="K")
+    top_p: float = option(1.0, "--top-p", "sample within the smallest set of tokens holding probability P (1: all)",
+                          lambda v: None if 0.0 < v <= 1.0 else f"must be in (0, 1] (got {v})", metavar="P")
+    num_samples: int = option(1, "--num-samples", "samples to generate", at_least(1), metavar="N")
+    seed: int | None = option(None, "--seed", "random seed",
+                              lambda v: None if v is None else seed_range(v), shown="a fresh one each run")
+    stop: str | None = option(None, "--stop", "stop a sample once it has produced this string",
+                              lambda v: None if v is None or len(v) > 0 else "must not be empty", metavar="TEXT")
+    strategy: str = option("sample", "--strategy", "creativity: uniform among the --top-k most likely (the "
+                           "Keras tutorials')", choices=STRATEGIES)
+    unknown: str = option("error", "--unknown", "prompt characters/words outside the vocabulary: an error, or "
+                          "mapped to <unk> (replace)", choices=("error", "replace"))
 
     def __post_init__(self) -> None:
         self.check_types()
-        require(self.length >= 0, "--length", f"must not be negative (got {self.length})")
-        require(self.temperature >= 0 and math.isfinite(self.temperature), "--temperature",
-                f"must be >= 0 (got {self.temperature}; 0 means greedy)")
-        require(self.top_k >= 0, "--top-k", f"must be >= 0 (got {self.top_k}; 0 turns it off)")
-        require(0.0 < self.top_p <= 1.0, "--top-p", f"must be in (0, 1] (got {self.top_p})")
-        require(self.num_samples >= 1, "--num-samples", f"must be at least 1 (got {self.num_samples})")
-        if self.seed is not None:
-            check_seed(self.seed, "--seed")
-        require(self.stop is None or len(self.stop) > 0, "--stop", "must not be empty")
-        require_one_of(self.strategy, STRATEGIES, "--strategy")
-        require_one_of(self.unknown, ("error", "replace"), "--unknown")
         if self.strategy == "creativity":
             require(self.top_k >= 1, "--top-k", "must be at least 1 with --strategy creativity")
 
