@@ -18,7 +18,7 @@ def _panel(length: int, season: int = 4, count: int = 3, offset: float = 10.0):
 
 def test_a_long_seasonal_panel_reads_seven_seasons_a_season_per_step():
     settings = panel_defaults(_panel(60), horizon=4)
-    assert settings == {"window_norm": "mean", "highway": True, "ensemble": 3, "threads": None, "log": True,
+    assert settings == {"window_norm": "mean", "highway": True, "ensemble": 2, "threads": None, "log": True,
                         "lookback": 28, "patch": 4, "hidden_size": 256}
 
 
