@@ -64,13 +64,15 @@ def byte_level(piece: str) -> str:
 
 def is_plain_byte_level(hf_tokenizer: Any) -> bool:
     """Whether the tokenizer is what rnnlab builds: no normalizer, no added tokens, GPT-2's byte-level split
-    with no prefix space, a BPE model. Only then is the split here the library's."""
+    with no prefix space, a BPE model without dropout. Only then is the split here the library's, and one
+    encoding per distinct pre-token the encoding of each."""
     config = json.loads(hf_tokenizer.to_str())
     pre = config.get("pre_tokenizer") or {}
     return (config.get("normalizer") is None and not config.get("added_tokens")
             and all(pre.get(k) == v for k, v in _PLAIN_PRE_TOKENIZER.items()) and set(pre) <= {
                 "type", "add_prefix_space", "trim_offsets", "use_regex"}
-            and (config.get("model") or {}).get("type") == "BPE")
+            and (config.get("model") or {}).get("type") == "BPE"
+            and not (config.get("model") or {}).get("dropout"))  # dropout: each occurrence drawn anew
 
 
 def _ranges(chars: set[str]) -> str:
