@@ -84,20 +84,24 @@ class WindowBatch:
 class WindowBatches:
     """The loop's batches: each epoch one permutation of the windows, split into batches of `batch_size`.
 
-    The permutations come from one generator seeded with `seed`, epoch after epoch; epoch e replays the
-    draws before it, so its order depends only on (seed, e) and a resumed run reads the same windows."""
+    The permutations come from one generator seeded with `seed`, epoch after epoch, so epoch e's order
+    depends only on (seed, e): a resumed run's first epoch replays the draws before it and reads the same
+    windows as an uninterrupted run."""
 
     def __init__(self, windows: Windows, batch_size: int, seed: int):
         self.windows, self.batch_size, self.seed = windows, batch_size, seed
+        self._generator, self._next_epoch = torch.Generator().manual_seed(seed), 0
 
     def __len__(self) -> int:
         return -(-len(self.windows) // self.batch_size)
 
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[WindowBatch]:
-        generator = torch.Generator().manual_seed(self.seed)
-        for _ in range(epoch):
-            torch.randperm(len(self.windows), generator=generator)
-        order = torch.randperm(len(self.windows), generator=generator)
+        if epoch != self._next_epoch:  # not the epoch after the last one asked for: replay from the seed
+            self._generator.manual_seed(self.seed)
+            for _ in range(epoch):
+                torch.randperm(len(self.windows), generator=self._generator)
+        order = torch.randperm(len(self.windows), generator=self._generator)
+        self._next_epoch = epoch + 1
         for rows in order.split(self.batch_size)[start_step:]:
             yield WindowBatch(self.windows.subset(rows))
 

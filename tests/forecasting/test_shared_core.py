@@ -93,3 +93,25 @@ def test_an_interrupted_forecast_is_a_checkpoint_of_the_shared_training_loop(tmp
     assert torch.equal(torch.get_rng_state(), tensors["rng.torch"])
     lines = (tmp_path / "m" / "member-0" / ckpt.METRICS).read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1.0, 2.0]  # the loop's records, one per epoch
+
+
+def test_the_window_order_of_an_epoch_depends_only_on_the_seed_and_the_epoch():
+    """What makes a resumed member read the windows an uninterrupted one reads, mid-epoch included."""
+    from rnnlab.forecasting.fit import WindowBatches
+    from rnnlab.forecasting.windows import Windows
+
+    n = 10
+    windows = Windows(torch.arange(n, dtype=torch.float32)[:, None, None], torch.zeros(n, 1, 0),
+                      torch.zeros(n, 1, 0), torch.zeros(n, 1, 0), torch.zeros(n, 1, 1))
+
+    def order(batches, epoch, start=0):
+        return [b.windows.history.flatten().tolist() for b in batches.epoch(epoch, start)]
+
+    straight = WindowBatches(windows, 4, seed=7)
+    epochs = [order(straight, e) for e in range(3)]
+    assert len(straight) == 3 and all(sorted(sum(e, [])) == list(range(n)) for e in epochs)
+    assert epochs[0] != epochs[1]
+    assert order(WindowBatches(windows, 4, seed=7), 2) == epochs[2]  # a resumed run's first epoch
+    assert order(WindowBatches(windows, 4, seed=7), 1, start=2) == epochs[1][2:]  # resumed mid-epoch
+    assert order(straight, 1) == epochs[1]  # asked again, out of turn
+    assert order(WindowBatches(windows, 4, seed=8), 0) != epochs[0]
