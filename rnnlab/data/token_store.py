@@ -209,6 +209,9 @@ def corpus_sources(corpus: str | os.PathLike, data: DataConfig, val_file=None, t
     files = resolve_corpus(str(corpus), data_dir=data_dir)
     reading = reading_options(data)
     valid, test = val_file or files.valid, test_file or files.test
+    for given in (valid, test):
+        if given is not None:
+            corpus_files(given)  # a missing --val-file/--test-file fails here, before any work or output
     return {"corpus": _Source(Path(files.train), reading),
             "valid": None if valid is None else _Source(Path(valid), reading),
             "test": None if test is None else _Source(Path(test), reading)}
