@@ -12,7 +12,6 @@ done from Python with the same option names:
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -22,24 +21,24 @@ from typing import Any
 import torch
 
 from rnnlab import _io
-from rnnlab.config import MIN_CELLS, DataConfig, ModelConfig, SampleConfig, TrainConfig, flag_of
+from rnnlab.config import MIN_CELLS, DataConfig, ModelConfig, SampleConfig, TrainConfig, changed_settings
 from rnnlab.data import token_store
-from rnnlab.data.corpus import check_encoding, read_corpus, split_text
-from rnnlab.data.registry import resolve_corpus
-from rnnlab.data.tokenizers import CharTokenizer, Tokenizer, build_tokenizer, load_tokenizer, save_tokenizer
+from rnnlab.data.corpus import read_corpus
+from rnnlab.data.splits import reading
+from rnnlab.data.tokenizers import Tokenizer, load_tokenizer, save_tokenizer
 from rnnlab.errors import ConfigError, DataError, ModelDirError
-from rnnlab.generation.decoder import decode, prime
+from rnnlab.generation.decoder import check_memory, decode, prime
 from rnnlab.generation.text_stream import TextStream, decode_continuation
-from rnnlab.models.rnn_lm import RNNLanguageModel, count_parameters
+from rnnlab.models.rnn_lm import RNNLanguageModel, count_parameters, keras_parameter_count, with_vocabulary
 from rnnlab.training import checkpoint as ckpt
 from rnnlab.training import distributed, modeldir
 from rnnlab.training.loop import Hooks, RunResult
 from rnnlab.training.loop import train as run_loop
 from rnnlab.training.objectives import Objective, objective_of
+from rnnlab.training.run_data import STORE_DIR, training_data
 from rnnlab.training.seeding import pick_device, seed_everything
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "pretrained" / "default"
-STORE_DIR = "tokens"  # where `train CORPUS` keeps the corpus's token store, inside the model directory
 Log = Callable[[str], None]
 
 _MODEL_FIELDS = {f.name for f in fields(ModelConfig)} - {"vocab_size", "output"}
@@ -86,140 +85,6 @@ def resolve_model_dir(path: str | os.PathLike | None) -> Path:
 
 
 # --------------------------------------------------------------------------------------------- training
-
-@dataclass
-class CorpusSplits:
-    train: str
-    valid: str
-    test: str
-    source: str
-
-
-def load_corpus_splits(corpus: str | os.PathLike, data: DataConfig, val_file=None, test_file=None,
-                       data_dir=None) -> CorpusSplits:
-    """Read and clean a corpus (path, directory or registry name) and split it into train/valid/test."""
-    files = resolve_corpus(str(corpus), data_dir=data_dir)
-    text = read_corpus(files.train, **_reading(data))
-    valid_path = val_file or files.valid
-    test_path = test_file or files.test
-    if valid_path is not None:
-        valid = read_corpus(valid_path, **_reading(data))
-        test = read_corpus(test_path, **_reading(data)) if test_path else ""
-        return CorpusSplits(text, valid, test, str(corpus))
-    train, valid, test = split_text(text, data.split)
-    if test_path is not None:
-        test = read_corpus(test_path, **_reading(data))
-    return CorpusSplits(train, valid, test, str(corpus))
-
-
-def _reading(data: DataConfig) -> dict[str, Any]:
-    """How `data` says corpus files are read (read_corpus's options)."""
-    check_encoding(data.encoding, data.errors)
-    return token_store.reading_options(data)
-
-
-def _check_overwrite(out_dir: Path, overwrite: bool) -> None:
-    """A non-empty `out_dir` may be overwritten only with --overwrite, and only if rnnlab made it."""
-    if not overwrite:
-        raise ModelDirError(f"{out_dir} already exists; pass --overwrite to replace it or --resume "
-                            f"to continue its run")
-    if not modeldir.is_rnnlab_model_dir(out_dir):
-        what = "holds a config.json rnnlab did not write" if (out_dir / ckpt.CONFIG).exists() else \
-            "is not empty and is not an rnnlab model directory"
-        raise ModelDirError(f"{out_dir} {what}; refusing to overwrite it (choose another -o)")
-
-
-@dataclass
-class _TrainingData:
-    """What a run trains and validates on (as its objective reads it), and what config.json records of it."""
-
-    tokenizer: Tokenizer
-    data_cfg: DataConfig
-    train: Any
-    valid: Any
-    train_tokens: int
-    valid_tokens: int
-    train_chars: int
-    valid_chars: int
-    test_chars: int
-    train_sha256: str
-    source: str
-
-
-def _training_data(corpus, out_dir: Path, objective: Objective, data_cfg: DataConfig, data_opts: dict,
-                   tokenizer: Tokenizer | None, extend: bool, env, *, val_file, test_file, data_dir,
-                   log: Log) -> _TrainingData:
-    """The run's data. Stream objectives read a token store: the one given as the corpus, or one built in
-    MODEL_DIR/tokens from the text (reused when the files and settings are the same), so small and large
-    corpora take the same path. The prefix objective reads lines, so it reads the text itself.
-    `tokenizer` (a resumed run's, or the base model's when fine-tuning) is used instead of building one;
-    `extend` lets a char vocabulary grow by the new corpus's characters."""
-    if objective.name == "prefixes" and not token_store.is_token_store(corpus):
-        return _text_data(corpus, data_cfg, tokenizer, extend, objective, val_file, test_file, data_dir)
-    if token_store.is_token_store(corpus):
-        if val_file is not None or test_file is not None:
-            raise ConfigError("--val-file and --test-file belong to `rnnlab prepare` when training on a token "
-                              "store: its splits are fixed when it is built")
-        store = token_store.open_store(corpus)
-        _refuse_store_settings(store, data_opts)
-        if tokenizer is not None and store.tokenizer != tokenizer:
-            raise DataError(f"the token store {corpus} was prepared with another tokenizer than this run's; "
-                            f"prepare it with --tokenizer MODEL_DIR/tokenizer.json")
-    else:
-        where = out_dir / STORE_DIR
-        if env.is_main:
-            store = token_store.prepare_or_reuse(corpus, where, data_cfg, tokenizer=tokenizer, extend=extend,
-                                                 val_file=val_file, test_file=test_file, data_dir=data_dir)
-        distributed.barrier(env)  # the other ranks open the store rank 0 has built
-        if not env.is_main:
-            store = token_store.open_store(where)
-    train, train_tokens = objective.from_store(store, "train")
-    valid, valid_tokens = objective.from_store(store, "valid")
-    return _TrainingData(store.tokenizer, store.data_config, train, valid, train_tokens, valid_tokens,
-                         store.chars("train"), store.chars("valid"), store.chars("test"),
-                         store.meta["train_sha256"], str(corpus))
-
-
-def _text_data(corpus, data_cfg: DataConfig, tokenizer: Tokenizer | None, extend: bool, objective: Objective,
-               val_file, test_file, data_dir) -> _TrainingData:
-    splits = load_corpus_splits(corpus, data_cfg, val_file, test_file, data_dir)
-    if tokenizer is None:
-        tokenizer = build_tokenizer(splits.train, data_cfg)
-    elif extend and isinstance(tokenizer, CharTokenizer):
-        tokenizer = tokenizer.extend(tokenizer.unknown_items(splits.train))
-    train, train_tokens = objective.encode(tokenizer, splits.train)
-    valid, valid_tokens = objective.encode(tokenizer, splits.valid)
-    return _TrainingData(tokenizer, data_cfg, train, valid, train_tokens, valid_tokens, len(splits.train),
-                         len(splits.valid), len(splits.test),
-                         hashlib.sha256(splits.train.encode("utf-8")).hexdigest(), splits.source)
-
-
-def _refuse_store_settings(store: token_store.TokenStore, data_opts: dict) -> None:
-    """Data settings given with a token store must be the ones it was prepared with."""
-    changed = _changed_settings(store.data_config, data_opts, "prepared with")
-    if changed:
-        raise ConfigError(f"the token store {store.path} fixes how its text was read and tokenized; cannot "
-                          f"change {'; '.join(changed)} (prepare another store)")
-
-
-def _run_entries(out_dir: Path) -> list[Path]:
-    """What `out_dir` holds besides its token store (the corpus's tokens are data, not a run)."""
-    return [p for p in modeldir.entries(out_dir) if p.name != STORE_DIR]
-
-
-def _prepare_output(out_dir: Path, overwrite: bool, resume: bool, is_main: bool) -> None:
-    if resume:
-        if not (out_dir / ckpt.CONFIG).is_file():
-            raise ModelDirError(f"cannot resume: {out_dir} holds no run (config.json is missing)")
-        return
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ModelDirError(f"{out_dir} exists and is not a directory")
-    if out_dir.exists() and _run_entries(out_dir):
-        # The old run's files are replaced only at the new run's first write (see start_run_files).
-        _check_overwrite(out_dir, overwrite)
-    if is_main:
-        _io.make_dir(out_dir)
-
 
 def train(corpus: str | os.PathLike, out_dir: str | os.PathLike, **kwargs: Any) -> LanguageModel:
     """Train a language model; see `_train` for the arguments.
@@ -275,7 +140,7 @@ def _train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=No
     output, context = objective.output, objective.context(train_cfg)
     if model_cfg is None:
         ModelConfig(**model_opts, vocab_size=1, output=output, context=context)  # fail before any work
-    _prepare_output(out_dir, overwrite, resume, env.is_main)
+    modeldir.prepare_run_dir(out_dir, overwrite, resume, env.is_main, data=(STORE_DIR,))
 
     base = load(init_from, device="cpu") if init_from is not None and not resume else None
     if base is not None and base.data_config is not None:
@@ -284,8 +149,8 @@ def _train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=No
                                             errors=data_cfg.errors, keep_header=data_cfg.keep_header)
     saved_tokenizer = load_tokenizer(out_dir / ckpt.TOKENIZER) if resume else None
     known = saved_tokenizer or (base.tokenizer if base is not None else None)
-    data = _training_data(corpus, out_dir, objective, data_cfg, data_opts, known, base is not None, env,
-                          val_file=val_file, test_file=test_file, data_dir=data_dir, log=log)
+    data = training_data(corpus, out_dir, objective, data_cfg, data_opts, known, base is not None, env,
+                         val_file=val_file, test_file=test_file, data_dir=data_dir)
     if resume:
         _refuse_other_corpus(saved, data.train_sha256)
     tokenizer, data_cfg = data.tokenizer, data.data_cfg
@@ -369,20 +234,10 @@ def _train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=No
     return load(out_dir, device=str(device))
 
 
-def _changed_settings(config, given: dict, had: str) -> list[str]:
-    """"--flag: {had} OLD, given NEW" for each setting in `given` that differs from `config`'s."""
-    changed = []
-    for name, value in given.items():
-        old, new = getattr(config, name), tuple(value) if isinstance(value, list) else value
-        if new != old:
-            changed.append(f"{flag_of(type(config), name)}: {had} {old!r}, given {new!r}")
-    return changed
-
-
 def _refuse_changed_settings(saved: dict[str, Any], model_opts: dict, data_opts: dict, train_opts: dict) -> None:
     """A resumed run keeps its settings: repeating one is fine, changing one is refused by flag name."""
     changed = [line for section, given in (("model", model_opts), ("data", data_opts), ("train", train_opts))
-               for line in _changed_settings(saved[section], given, "saved")]
+               for line in changed_settings(saved[section], given, "saved")]
     if changed:
         raise ConfigError(f"--resume continues the run with its saved settings; cannot change "
                           f"{'; '.join(changed)}")
@@ -443,33 +298,12 @@ def _write_summary(out_dir: Path, result: RunResult, device: torch.device) -> No
 
 def _adapt_for_finetuning(base: LanguageModel, tokenizer: Tokenizer, log: Log) -> LanguageModel:
     """`base` for `tokenizer`: the same model, or, when the new corpus extended its char vocabulary
-    (token_store.prepare's `extend`), one with a row per new character (new rows, old rows untouched)."""
+    (token_store.prepare's `extend`), one with a row per new character (models.rnn_lm.with_vocabulary)."""
     if tokenizer == base.tokenizer:
         return base
-    extended = tokenizer
-    log(f"extending the vocabulary with {extended.vocab_size - base.tokenizer.vocab_size} new character(s)")
-    old = base.model
-    config = old.config.replace(vocab_size=extended.vocab_size)
-    model = RNNLanguageModel(config)
-    state = old.state_dict()
-    new_state = model.state_dict()
-    n_old = old.config.vocab_size
-    for name, tensor in new_state.items():
-        src = state[name]
-        if src.shape == tensor.shape:
-            new_state[name] = src
-            continue
-        # Vocabulary-sized rows: keep the old ones, start new characters from the mean old row, and give
-        # them a low output bias so they are not sampled until the fine-tuning data teaches them.
-        merged = tensor.clone()
-        merged[:n_old] = src
-        if name == "decoder.bias":
-            merged[n_old:] = src.min()
-        else:
-            merged[n_old:] = src.mean(dim=0, keepdim=True)
-        new_state[name] = merged
-    model.load_state_dict(new_state)
-    return LanguageModel(model, extended, {**base.configs, "model": config}, None, base.device)
+    log(f"extending the vocabulary with {tokenizer.vocab_size - base.tokenizer.vocab_size} new character(s)")
+    model = with_vocabulary(base.model, tokenizer.vocab_size)
+    return LanguageModel(model, tokenizer, {**base.configs, "model": model.config}, None, base.device)
 
 
 # -------------------------------------------------------------------------------------------- the model
@@ -557,7 +391,7 @@ class LanguageModel:
         if unknown_fields:
             raise ConfigError(f"unknown generation option(s): {', '.join(sorted(unknown_fields))}")
         config = SampleConfig(**options)
-        _check_generation_memory(config, self.tokenizer.vocab_size, keep=True)
+        check_memory(config, self.tokenizer.vocab_size, keep=True)
         return self._sample(prompt, config, on_text, keep=True)
 
     def stream(self, prompt: str = "", on_text: Callable[[str], None] | None = None, **options: Any) -> str:
@@ -569,7 +403,7 @@ class LanguageModel:
         config = SampleConfig(**options)
         if config.num_samples != 1:
             raise ConfigError("stream() makes one sample; use sample() for --num-samples > 1")
-        _check_generation_memory(config, self.tokenizer.vocab_size, keep=False)
+        check_memory(config, self.tokenizer.vocab_size, keep=False)
         (sample,) = self._sample(prompt, config, on_text or (lambda _piece: None), keep=False)
         return sample.stopped
 
@@ -629,7 +463,7 @@ class LanguageModel:
         if is_text:
             text = str(source)
         else:
-            text = read_corpus(source, **_reading(self.data_config or DataConfig()))
+            text = read_corpus(source, **reading(self.data_config or DataConfig()))
         text = self.tokenizer.normalize(text)
         unknown_items = self.tokenizer.unknown_items(text)
         objective = self.objective
@@ -691,65 +525,6 @@ class LanguageModel:
 
 # What a kept generated token costs: int64 id and float32 log-prob tensors, then Python ints, floats and
 # token strings in the returned lists (measured ~90 bytes; rounded up).
-_BYTES_PER_KEPT_TOKEN = 128
-
-
-def _check_generation_memory(config: SampleConfig, vocab: int, keep: bool) -> None:
-    """Refuse, before allocating anything, a generation that needs more memory than the machine has free:
-    per row the sampler's [V] buffers (logits, probabilities, sorted copies, noise), and, when the tokens
-    are kept, each token's id, log-probability and text."""
-    free = _free_memory_bytes()
-    if free is None:
-        return
-    need = config.num_samples * vocab * 4 * 12
-    if keep:
-        need += config.num_samples * config.length * _BYTES_PER_KEPT_TOKEN
-    if need > free:
-        raise ConfigError(f"--num-samples {config.num_samples} x --length {config.length} needs about "
-                          f"{need / 2**30:.1f} GiB, more than the {free / 2**30:.1f} GiB this machine has free; "
-                          "ask for fewer or shorter samples (one sample without --json streams in constant memory)")
-
-
-def _free_memory_bytes() -> int | None:
-    """MemAvailable from /proc/meminfo (Linux), or None where the system does not say."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def keras_parameter_count(config: ModelConfig) -> dict[str, int] | None:
-    """The counts Keras' model.summary() shows for the same layers (one bias vector per gate, not two);
-    None for the min cells, which Keras has no layer for."""
-    if config.cell in MIN_CELLS:
-        return None
-    gates = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}[config.cell]
-    directions = 2 if config.bidirectional else 1
-    V, E, H = config.vocab_size, config.embedding_size, config.hidden_size
-    counts: dict[str, int] = {}
-    size_in = E if config.input == "embedding" else V
-    if config.input == "embedding":
-        counts["embedding"] = V * E
-    for layer in range(config.layers):
-        # Keras' GRU (reset_after=True, its default) keeps two bias vectors, like PyTorch.
-        bias = 2 * gates * H if config.cell == "gru" else gates * H
-        counts[f"{config.cell}_{layer}"] = directions * (gates * H * (size_in + H) + bias)
-        size_in = H * directions
-    out_in = size_in
-    if config.tie_weights:
-        if out_in != E:
-            counts["projection"] = out_in * E + E
-        counts["dense"] = V
-    else:
-        counts["dense"] = out_in * V + V
-    counts["total"] = sum(counts.values())
-    return counts
-
-
 def _count_id(data, token: int | None) -> int:
     """How often `token` occurs in an objective's data (a tensor of ids, or lines of ids)."""
     if token is None:
@@ -777,33 +552,12 @@ def load(path: str | os.PathLike | None = None, device: str = "cpu") -> Language
     if model_cfg.vocab_size != tokenizer.vocab_size:
         raise ModelDirError(f"{model_dir}: config.json says {model_cfg.vocab_size} tokens but tokenizer.json "
                             f"holds {tokenizer.vocab_size}")
-    _check_weights_fit_config(model_dir / ckpt.WEIGHTS, model_cfg)
+    ckpt.check_weights_fit_config(model_dir / ckpt.WEIGHTS, model_cfg)
     model = RNNLanguageModel(model_cfg)
     ckpt.load_weights(model_dir / ckpt.WEIGHTS, model)
     dev = pick_device(device)
     model.to(dev).eval()
     return LanguageModel(model, tokenizer, configs, model_dir, dev)
-
-
-def _check_weights_fit_config(path: Path, config: ModelConfig) -> None:
-    """Compare the weight file's header with the shapes config.json implies before any memory is taken:
-    a hand-edited `hidden_size: 1000000` must fail in one line, not allocate terabytes."""
-    stored = ckpt.stored_shapes(path)
-    # Each layer holds at least two matrices per direction; checked first, as building a million
-    # layers even without memory takes minutes.
-    least = 2 * config.layers * (2 if config.bidirectional else 1)
-    if least > len(stored):
-        raise ModelDirError(f"config.json and {path.name} disagree: {config.layers} layers need at least "
-                            f"{least} tensors, the file holds {len(stored)}")
-    try:
-        with torch.device("meta"):
-            network = RNNLanguageModel(config)
-    except (RuntimeError, ValueError, OverflowError, TypeError) as exc:
-        raise ModelDirError(f"config.json and {path.name} disagree: the configured network cannot be "
-                            f"built ({str(exc).splitlines()[0]})") from exc
-    # named_parameters lists a tied matrix once, under its first name, as save_weights stores it.
-    expected = {name: list(t.shape) for name, t in [*network.named_parameters(), *network.named_buffers()]}
-    ckpt.check_shapes(path, stored, expected)
 
 
 __all__ = ["Generation", "LanguageModel", "keras_parameter_count", "load", "train"]

@@ -492,6 +492,17 @@ def flag_of(cls: type, name: str) -> str:
     raise KeyError(name)
 
 
+def changed_settings(config: Any, given: dict[str, Any], had: str) -> list[str]:
+    """"--flag: {had} OLD, given NEW" for each setting in `given` that differs from `config`'s (a resumed
+    run's settings, a token store's)."""
+    changed = []
+    for name, value in given.items():
+        old, new = getattr(config, name), tuple(value) if isinstance(value, list) else value
+        if new != old:
+            changed.append(f"{flag_of(type(config), name)}: {had} {old!r}, given {new!r}")
+    return changed
+
+
 def shown_default(f: dataclasses.Field) -> str:
     """What --help says a field's default is: its `shown` text, else the default as a user would type it."""
     if f.metadata.get("shown"):

@@ -48,8 +48,8 @@ def test_best_weights_are_kept_not_the_last(tmp_path, small_corpus):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["best"]["step"] == best["step"]
     # model.safetensors holds the weights of the best evaluation: re-scoring validation reproduces it.
-    from rnnlab.api import load_corpus_splits
     from rnnlab.config import DataConfig
+    from rnnlab.data.splits import load_corpus_splits
     valid = load_corpus_splits(small_corpus, DataConfig()).valid
     assert lm.evaluate(valid, is_text=True, seq_len=32)["loss"] == pytest.approx(best["val_loss"], abs=1e-5)
 
@@ -65,8 +65,8 @@ def test_ema_evaluates_and_keeps_the_averaged_weights(tmp_path, small_corpus):
     assert all(any(torch.equal(a, k) for k in kept) for a in averaged)
     assert not all(torch.equal(a, w) for a, w in zip(averaged, live, strict=True))
     record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
-    from rnnlab.api import load_corpus_splits
     from rnnlab.config import DataConfig
+    from rnnlab.data.splits import load_corpus_splits
     valid = load_corpus_splits(small_corpus, DataConfig()).valid
     assert rnnlab.load(out).evaluate(valid, is_text=True, seq_len=32)["loss"] == \
         pytest.approx(record["val_loss"], abs=1e-5)

@@ -223,7 +223,7 @@ def prepare(corpus: str | os.PathLike, out_dir: str | os.PathLike, data: DataCon
     """Build the token store of `corpus` (a file, folder or registered name) in `out_dir` and open it.
 
     The tokenizer is trained on the training split (or `tokenizer` is reused); reading, cleaning and the
-    split are `api.load_corpus_splits`'s. `extend` lets a given char tokenizer learn the training split's
+    split are `data.splits.load_corpus_splits`'s. `extend` lets a given char tokenizer learn the training split's
     new characters (fine-tuning). An existing store is replaced only with `overwrite`; any other
     non-empty directory is refused.
     """

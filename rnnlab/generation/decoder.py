@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 
 from rnnlab.config import SampleConfig
+from rnnlab.errors import ConfigError
 from rnnlab.generation.sampler import TokenSampler
 from rnnlab.generation.stepper import make_stepper, reads_windows
 
@@ -142,3 +143,34 @@ def decode(model, prompt_ids: Sequence[int], config: SampleConfig, device="cpu",
                       stopped="length" if lengths[r] == config.length and r in active else "stop")
                for r in range(batch)]
     return samples, (state, logits)
+
+
+_BYTES_PER_KEPT_TOKEN = 128
+
+
+def check_memory(config: SampleConfig, vocab: int, keep: bool) -> None:
+    """Refuse, before allocating anything, a generation that needs more memory than the machine has free:
+    per row the sampler's [V] buffers (logits, probabilities, sorted copies, noise), and, when the tokens
+    are kept, each token's id, log-probability and text."""
+    free = _free_memory_bytes()
+    if free is None:
+        return
+    need = config.num_samples * vocab * 4 * 12
+    if keep:
+        need += config.num_samples * config.length * _BYTES_PER_KEPT_TOKEN
+    if need > free:
+        raise ConfigError(f"--num-samples {config.num_samples} x --length {config.length} needs about "
+                          f"{need / 2**30:.1f} GiB, more than the {free / 2**30:.1f} GiB this machine has free; "
+                          "ask for fewer or shorter samples (one sample without --json streams in constant memory)")
+
+
+def _free_memory_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (Linux), or None where the system does not say."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnlab.config import ModelConfig
+from rnnlab.config import MIN_CELLS, ModelConfig
 from rnnlab.models.cells import MIN_MODES, MinRNN, locked_dropout, make_recurrent
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
@@ -287,3 +287,53 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
         per_layer[layer] = per_layer.get(layer, 0) + param.numel()
     per_layer["total"] = sum(per_layer.values())
     return per_layer
+
+
+def keras_parameter_count(config: ModelConfig) -> dict[str, int] | None:
+    """The counts Keras' model.summary() shows for the same layers (one bias vector per gate, not two);
+    None for the min cells, which Keras has no layer for."""
+    if config.cell in MIN_CELLS:
+        return None
+    gates = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}[config.cell]
+    directions = 2 if config.bidirectional else 1
+    V, E, H = config.vocab_size, config.embedding_size, config.hidden_size
+    counts: dict[str, int] = {}
+    size_in = E if config.input == "embedding" else V
+    if config.input == "embedding":
+        counts["embedding"] = V * E
+    for layer in range(config.layers):
+        # Keras' GRU (reset_after=True, its default) keeps two bias vectors, like PyTorch.
+        bias = 2 * gates * H if config.cell == "gru" else gates * H
+        counts[f"{config.cell}_{layer}"] = directions * (gates * H * (size_in + H) + bias)
+        size_in = H * directions
+    out_in = size_in
+    if config.tie_weights:
+        if out_in != E:
+            counts["projection"] = out_in * E + E
+        counts["dense"] = V
+    else:
+        counts["dense"] = out_in * V + V
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def with_vocabulary(model: RNNLanguageModel, vocab_size: int) -> RNNLanguageModel:
+    """`model` with `vocab_size` >= its own tokens (a char vocabulary a fine-tuning corpus extended): the old
+    rows untouched, each new token's rows started from the mean old row, its output bias the lowest old one
+    (so it is not sampled until the new data teaches it). The same model when the size is its own."""
+    n_old = model.config.vocab_size
+    if vocab_size == n_old:
+        return model
+    resized = RNNLanguageModel(model.config.replace(vocab_size=vocab_size))
+    state, new_state = model.state_dict(), resized.state_dict()
+    for name, tensor in new_state.items():
+        src = state[name]
+        if src.shape == tensor.shape:
+            new_state[name] = src
+            continue
+        merged = tensor.clone()  # a vocabulary-sized tensor: the embedding or decoder rows, the decoder bias
+        merged[:n_old] = src
+        merged[n_old:] = src.min() if name == "decoder.bias" else src.mean(dim=0, keepdim=True)
+        new_state[name] = merged
+    resized.load_state_dict(new_state)
+    return resized

@@ -24,6 +24,7 @@ import torch
 from rnnlab import _io
 from rnnlab.config import FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig
 from rnnlab.errors import ConfigError, ModelDirError, RnnlabError
+from rnnlab.models.rnn_lm import RNNLanguageModel
 
 CONFIG = "config.json"
 TOKENIZER = "tokenizer.json"
@@ -297,3 +298,24 @@ def truncate_metrics(model_dir: Path, last_step: int) -> None:
     if path.exists():
         kept = [r for r in read_metrics(model_dir) if r.get("step", 0) <= last_step]
         _io.write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def check_weights_fit_config(path: Path, config: ModelConfig) -> None:
+    """Compare the weight file's header with the shapes config.json implies before any memory is taken:
+    a hand-edited `hidden_size: 1000000` must fail in one line, not allocate terabytes."""
+    stored = stored_shapes(path)
+    # Each layer holds at least two matrices per direction; checked first, as building a million
+    # layers even without memory takes minutes.
+    least = 2 * config.layers * (2 if config.bidirectional else 1)
+    if least > len(stored):
+        raise ModelDirError(f"config.json and {path.name} disagree: {config.layers} layers need at least "
+                            f"{least} tensors, the file holds {len(stored)}")
+    try:
+        with torch.device("meta"):
+            network = RNNLanguageModel(config)
+    except (RuntimeError, ValueError, OverflowError, TypeError) as exc:
+        raise ModelDirError(f"config.json and {path.name} disagree: the configured network cannot be "
+                            f"built ({str(exc).splitlines()[0]})") from exc
+    # named_parameters lists a tied matrix once, under its first name, as save_weights stores it.
+    expected = {name: list(t.shape) for name, t in [*network.named_parameters(), *network.named_buffers()]}
+    check_shapes(path, stored, expected)

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 import rnnlab
-from rnnlab.api import load_corpus_splits
 from rnnlab.config import DataConfig
 from rnnlab.data import token_store
+from rnnlab.data.splits import load_corpus_splits
 from rnnlab.data.tokenizers import build_tokenizer
 from rnnlab.errors import DataError
 
