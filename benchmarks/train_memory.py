@@ -169,7 +169,7 @@ def main() -> None:
         for rev in args.rev:
             result[rev] = measure(unpack(rev, work), args, work)
         for tree in args.tree:
-            result[str(tree)] = measure(tree.resolve(), args, work)
+            result[f"tree:{tree.name}"] = measure(tree.resolve(), args, work)  # (the folder's name, not its path)
         result["worktree"] = measure(ROOT, args, work)
     emit_and_record(result, RESULTS, args.record)
 

@@ -5,10 +5,9 @@ import json
 import numpy as np
 import pytest
 import tokenizers as hf
+from conftest import SHARED_DATA
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from conftest import SHARED_DATA
 
 from rnnlab.config import DataConfig
 from rnnlab.data import bytelevel, token_store
