@@ -330,22 +330,32 @@ async def _collect(job: Job, ask: CompletionRequest, request=None) -> dict[str, 
             "usage": state.usage(_prompt_tokens(job))}
 
 
-def _merge_pieces(events: list[tuple], merge: bool) -> list[tuple]:
-    """Consecutive token events of one choice as one (when no per-token log-probabilities are asked)."""
+def _merge_pieces(events: list[tuple], merge: bool, started: set[int]) -> list[tuple]:
+    """Consecutive token events of one choice as one (when no per-token log-probabilities are asked).
+
+    A choice's first text stays a chunk of its own, merged with nothing after it: the worker sends it at
+    once (the time to the first token), and an HTTP side that reads it late, with later tokens already
+    queued, still sends it alone. `started`: the choices whose first text has been seen (updated)."""
     if not merge:
         return events
     out: list[tuple] = []
+    alone = -1  # the position in `out` of a first text, which nothing is merged into
     for event in events:
-        if event[0] == "token" and out and out[-1][0] == "token" and out[-1][1] == event[1]:
+        if event[0] == "token" and out and out[-1][0] == "token" and out[-1][1] == event[1] and \
+                len(out) - 1 != alone:
             out[-1] = ("token", event[1], out[-1][2] + event[2], None)
         else:
             out.append(event)
+        if event[0] == "token" and event[2] and event[1] not in started:
+            started.add(event[1])
+            alone = len(out) - 1
     return out
 
 
 async def _sse(job: Job, ask: CompletionRequest, worker: ModelWorker, request=None) -> AsyncIterator[str]:
     """Server-sent events: one chunk per piece, a chunk with each finish reason, usage if asked, [DONE]."""
     state = _Choices(ask)
+    started: set[int] = set()  # the choices whose first text has gone out
 
     def chunk(choices: list[dict], **extra) -> str:
         body = {"id": job.id, "object": "text_completion", "created": job.created, "model": ask.model,
@@ -366,7 +376,7 @@ async def _sse(job: Job, ask: CompletionRequest, worker: ModelWorker, request=No
             if request is not None and await request.is_disconnected():
                 break
             out, ended = [], False
-            for event in _merge_pieces(events, ask.logprobs is None):
+            for event in _merge_pieces(events, ask.logprobs is None, started):
                 if event[0] == "error":
                     out.append(f"data: {json.dumps(event[1].body())}\n\n")
                     ended = True

@@ -74,3 +74,20 @@ def test_a_stream_gets_its_first_token_alone_and_the_rest_batched(char_model_dir
     assert "".join(texts) == whole and len(whole) == 20
     if interval:  # the first token alone at once, the other 19 held until the finish, which goes at once
         assert [len(t) for t in texts] == [1, 19]
+
+
+def test_a_first_text_read_late_still_goes_alone():
+    """An HTTP side that reads the queue late (a loaded machine) finds the first token and later ones
+    together: the first still goes out as a chunk of its own, the later ones merged."""
+    from rnnlab.serve.app import _merge_pieces
+
+    started: set[int] = set()
+    late = [("token", 0, "", None), ("token", 0, "T", None), ("token", 0, "h", None), ("token", 1, "a", None),
+            ("token", 0, "e", None), ("token", 1, "b", None), ("token", 1, "c", None), ("finish", 0, "length")]
+    assert _merge_pieces(late, True, started) == [  # (an empty piece, a character's first byte, joins the text)
+        ("token", 0, "T", None), ("token", 0, "h", None), ("token", 1, "a", None), ("token", 0, "e", None),
+        ("token", 1, "bc", None), ("finish", 0, "length")]
+    assert started == {0, 1}
+    assert _merge_pieces([("token", 0, "x", None), ("token", 0, "y", None)], True, started) == [
+        ("token", 0, "xy", None)]  # a choice under way: merged as before
+    assert _merge_pieces(late, False, set()) == late  # per-token log-probabilities: never merged
