@@ -43,8 +43,10 @@ PARALLEL_AFTER = 1 << 23
 _AHEAD = 2  # texts in flight per worker
 
 
-def _byte_table() -> dict[int, str]:
-    """byte -> GPT-2's printable character: a str.translate table for latin-1 decoded bytes."""
+def byte_alphabet() -> dict[int, str]:
+    """GPT-2's byte -> printable character table (what HuggingFace's ByteLevel pre-tokenizer writes):
+    printable Latin-1 bytes stand for themselves, the others are shifted to code points from 256 up; also a
+    str.translate table for latin-1 decoded bytes."""
     kept = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
     table, shift = {b: chr(b) for b in kept}, 0
     for b in range(256):
@@ -54,7 +56,7 @@ def _byte_table() -> dict[int, str]:
     return table
 
 
-_TABLE = _byte_table()
+_TABLE = byte_alphabet()
 
 
 def byte_level(piece: str) -> str:

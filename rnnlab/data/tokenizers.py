@@ -682,7 +682,9 @@ class BPETokenizer(Tokenizer):
     def token_bytes(self) -> list[bytes]:
         """Each id's bytes (byte-level BPE spells bytes as printable characters: GPT-2's table, undone)."""
         if getattr(self, "_token_bytes", None) is None:
-            byte_of = {c: b for b, c in _byte_level_alphabet().items()}
+            from rnnlab.data.bytelevel import byte_alphabet
+
+            byte_of = {c: b for b, c in byte_alphabet().items()}
             spelled = [self._hf.id_to_token(i) for i in range(self.vocab_size)]
             self._token_bytes = [bytes(byte_of[c] for c in token) for token in spelled]
         return self._token_bytes
@@ -794,18 +796,6 @@ class _ByteDecoder(IncrementalDecoder):
 
     def flush(self) -> str:
         return self.utf8.decode(b"", final=True)
-
-
-def _byte_level_alphabet() -> dict[int, str]:
-    """GPT-2's byte -> printable character table (what HuggingFace's ByteLevel pre-tokenizer writes):
-    printable Latin-1 bytes stand for themselves, the others are shifted to code points from 256 up."""
-    kept = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    table, shift = {b: chr(b) for b in kept}, 0
-    for b in range(256):
-        if b not in table:
-            table[b] = chr(256 + shift)
-            shift += 1
-    return table
 
 
 # ------------------------------------------------------------------------------------------ functions
