@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 from pathlib import Path
@@ -34,6 +35,9 @@ def register(sub) -> None:
                    help="a streamed completion's tokens are sent at most this often, several per chunk; the "
                         "first token goes out at once (default 25; 0 sends every token as it comes)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, ... (default cpu)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads of each model's decode loop (default: one fewer than the CPUs, at least "
+                        "1: the event loop and the clients' connections keep the other busy)")
     p.set_defaults(func=cmd_serve)
 
 
@@ -74,6 +78,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         ("--timeout", args.timeout)):
         _positive(value, flag)
     _positive(args.stream_interval_ms, "--stream-interval-ms", allow_zero=True)
+    if args.threads is not None:
+        _positive(args.threads, "--threads")
+    threads = args.threads if args.threads is not None else default_threads()
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be from 0 to 65535 (got {args.port})")
     dirs = model_dirs(args.models, args.named)
@@ -104,7 +111,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     limits = Limits(max_batch=args.max_batch, max_queue=args.max_queue, max_tokens_limit=args.max_tokens_limit,
                     max_prompt_chars=args.max_prompt_chars, timeout=args.timeout,
-                    stream_interval=args.stream_interval_ms / 1000)
+                    stream_interval=args.stream_interval_ms / 1000, threads=threads)
     app = create_app(loader=loader, limits=limits)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
     print(f"rnnlab serve: listening on http://{host}:{port} (models: {', '.join(dirs)}; loading)",
@@ -117,6 +124,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if failed:
         raise RnnlabError(failed[0])
     return 0
+
+
+def default_threads() -> int:
+    """One fewer than the CPUs this process may use, at least 1, at most torch's own default.
+
+    A decode step's matrix products split across torch's threads, and each waits for the slowest; on a
+    machine whose every core also runs the event loop, the JSON of the streamed chunks and the clients'
+    connections, a thread that loses its core stalls the step. At 64 streaming clients on 2 CPUs one
+    decode thread served 3,605 tokens/s against two threads' 2,945 (means of 5 and 6 runs of
+    benchmarks/serve_load.py on one machine)."""
+    import torch
+
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus - 1, torch.get_num_threads()))
 
 
 def _load(directory: str | None, device: str):

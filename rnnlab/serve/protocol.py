@@ -51,6 +51,7 @@ class Limits:
     max_prompt_chars: int = 20_000
     timeout: float = 120.0  # seconds a request may run, queue included
     stream_interval: float = 0.025  # seconds between hand-overs of tokens to the HTTP side (scheduler.Outbox)
+    threads: int | None = None  # the decode loop's torch threads (None: torch's default)
 
 
 @dataclass(frozen=True)

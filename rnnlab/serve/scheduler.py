@@ -21,6 +21,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 
+import torch
+
 from rnnlab.generation.batch import ContinuousDecoder, RowSettings
 from rnnlab.generation.text_stream import TextStream
 from rnnlab.serve.metrics import Metrics
@@ -184,6 +186,10 @@ class ModelWorker:
 
     # -- the loop
     def _run(self) -> None:
+        if self.limits.threads is not None:
+            # Set in this thread: OpenMP keeps a thread count per thread, and a new thread starts from the
+            # process's default whatever the main thread set.
+            torch.set_num_threads(self.limits.threads)
         try:
             while True:
                 with self.cond:
