@@ -8,7 +8,7 @@ seed each), bounded by --time-limit seconds. `aggregate_tokens_per_s`: tokens al
 the wall time from the first request to the last [DONE]; `p50/p99_first_token_ms`: from a client's
 request to its first text. Then, with the server stopped, the same model generates --clients samples
 of --tokens tokens as one offline batch (`LanguageModel.sample`); `ratio_to_offline` is the first rate
-over the second. Goals (issue #11): ratio >= 0.7, p99 time to first token <= 250 ms, 0 errors.
+over the second (`threads`: the offline run's; `server_threads`: the decode loop's). Goals (issue #11): ratio >= 0.7, p99 time to first token <= 250 ms, 0 errors.
 """
 
 from __future__ import annotations
@@ -34,10 +34,11 @@ PROMPTS = ["Mowgli", "The wolf", "Bagheera said", "In the jungle", "Baloo", "She
 
 
 def start_server(model: str | None, clients: int, tokens: int, timeout: float,
-                 stream_interval_ms: float | None) -> tuple[subprocess.Popen, str]:
+                 stream_interval_ms: float | None, threads: int) -> tuple[subprocess.Popen, str]:
     command = [sys.executable, "-m", "rnnlab", "serve", *([model] if model else []), "--port", "0",
                "--max-batch", str(clients), "--max-queue", str(4 * clients),
                "--max-tokens-limit", str(max(tokens, 16)), "--timeout", str(timeout),
+               "--threads", str(threads),
                *([] if stream_interval_ms is None else ["--stream-interval-ms", str(stream_interval_ms)])]
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     url: list[str] = []
@@ -135,9 +136,15 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=300.0)
     parser.add_argument("--stream-interval-ms", type=float, default=None,
                         help="passed to rnnlab serve (default: the server's own default)")
+    parser.add_argument("--server-threads", type=int, default=None,
+                        help="rnnlab serve --threads (default: the server's own default, one fewer than the CPUs)")
     args = parser.parse_args()
+    from rnnlab.serve.command import default_threads
+
+    server_threads = args.server_threads or default_threads()
     name = "default" if args.model in (None, "default") else Path(args.model).resolve().name
-    proc, url = start_server(args.model, args.clients, args.tokens, args.time_limit, args.stream_interval_ms)
+    proc, url = start_server(args.model, args.clients, args.tokens, args.time_limit, args.stream_interval_ms,
+                             server_threads)
     try:
         asyncio.run(load(url, 2, 8, 60, name))  # warm up: imports, first steps
         served = asyncio.run(load(url, args.clients, args.tokens, args.time_limit, name))
@@ -152,7 +159,7 @@ def main() -> None:
           f"{served.get('errors')} errors", file=sys.stderr)
     emit({"benchmark": "serve_load", "model": name, "clients": args.clients, "tokens_per_client": args.tokens,
           "stream_interval_ms": args.stream_interval_ms, **served, "offline_tokens_per_s": round(offline, 1), "ratio_to_offline": round(ratio, 3),
-          "threads": torch.get_num_threads(), "cpus": os.cpu_count()})
+          "server_threads": server_threads, "threads": torch.get_num_threads(), "cpus": os.cpu_count()})
 
 
 if __name__ == "__main__":
