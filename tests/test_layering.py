@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "rnnlab"
 # Lower number = lower layer. A module may import from its own layer or lower ones.
 LAYERS = {
     "rnnlab.errors": 0,
-    "rnnlab.config": 1, "rnnlab._io": 1, "rnnlab._plot": 1,
+    "rnnlab.config": 1, "rnnlab._io": 1, "rnnlab._plot": 1, "rnnlab._machine": 1,
     "rnnlab.data": 2, "rnnlab.models": 2,
     "rnnlab.generation": 3, "rnnlab.training": 3,
     "rnnlab.forecasting": 4,

@@ -21,13 +21,14 @@ library's way.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
+
+from rnnlab._machine import usable_cpus
 
 # GPT-2's pattern, the library's ByteLevel regex ('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|
 # \s+(?!\S)|\s+), with its classes as placeholders; the contractions share their apostrophe, and a run that
@@ -209,13 +210,6 @@ def train_byte_level_bpe(sequences: Iterable[str], trainer: Any, splitter: ByteL
 
 # ------------------------------------------------------------------------------------ worker processes
 
-def cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 _worker: Any = None  # a worker process's splitter or encoder
 
 
@@ -250,7 +244,7 @@ def _in_workers(texts: Iterable[str], work: Callable, local: Callable[[], Any], 
     for text in texts:
         yield work(state, text)
         done += len(text)
-        if done >= PARALLEL_AFTER and cpus() > 1:
+        if done >= PARALLEL_AFTER and usable_cpus() > 1:
             break
     else:
         return
@@ -258,7 +252,7 @@ def _in_workers(texts: Iterable[str], work: Callable, local: Callable[[], Any], 
     from concurrent.futures import ProcessPoolExecutor
 
     # spawn, not fork: the library's Rust thread pool may be running in this process.
-    workers = cpus()
+    workers = usable_cpus()
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=init,
                              initargs=initargs) as pool:
         pending: deque = deque()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import sys
 from pathlib import Path
@@ -136,11 +135,9 @@ def default_threads() -> int:
     benchmarks/serve_load.py on one machine)."""
     import torch
 
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus - 1, torch.get_num_threads()))
+    from rnnlab._machine import usable_cpus
+
+    return max(1, min(usable_cpus() - 1, torch.get_num_threads()))
 
 
 def _load(directory: str | None, device: str):

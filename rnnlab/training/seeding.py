@@ -8,6 +8,7 @@ import random
 import numpy as np
 import torch
 
+from rnnlab._machine import usable_cpus
 from rnnlab.errors import ConfigError
 
 
@@ -32,10 +33,9 @@ def physical_cores() -> int:
                 elif not line.strip() and core is not None:
                     seen.add((physical, core))
                     physical = core = None
-        usable = len(os.sched_getaffinity(0))
-        return max(1, min(len(seen), usable) if seen else usable)
-    except (OSError, AttributeError):
-        return max(1, os.cpu_count() or 1)
+        return max(1, min(len(seen), usable_cpus()) if seen else usable_cpus())
+    except OSError:
+        return usable_cpus()
 
 
 def pick_device(name: str = "auto") -> torch.device:

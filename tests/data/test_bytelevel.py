@@ -98,7 +98,7 @@ def test_worker_processes_give_the_same_counts_and_ids(text, monkeypatch):
     """A long text goes to worker processes after its first PARALLEL_AFTER characters: nothing changes."""
     alone = BPETokenizer.train_chunks(safe_chunks(iter([text]), 20_000), 500)
     monkeypatch.setattr(bytelevel, "PARALLEL_AFTER", 50_000)
-    monkeypatch.setattr(bytelevel, "cpus", lambda: 2)
+    monkeypatch.setattr(bytelevel, "usable_cpus", lambda: 2)
     monkeypatch.setattr("rnnlab.data.tokenizers._BPE_SPLIT_CHARS", 20_000)
     shared = BPETokenizer.train_chunks(safe_chunks(iter([text]), 20_000), 500)
     assert shared._hf.to_str() == alone._hf.to_str()

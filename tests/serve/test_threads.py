@@ -8,12 +8,13 @@ import threading
 
 import torch
 
+from rnnlab import _machine
 from rnnlab.serve import command
 
 
 def test_the_default_leaves_a_cpu_to_the_event_loop(monkeypatch):
     for cpus, torch_default, expected in ((2, 2, 1), (1, 1, 1), (16, 8, 8), (4, 4, 3)):
-        monkeypatch.setattr(command.os, "sched_getaffinity", lambda _pid, n=cpus: set(range(n)))
+        monkeypatch.setattr(_machine.os, "sched_getaffinity", lambda _pid, n=cpus: set(range(n)))
         monkeypatch.setattr(torch, "get_num_threads", lambda n=torch_default: n)
         assert command.default_threads() == expected, (cpus, torch_default)
 
