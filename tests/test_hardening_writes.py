@@ -168,6 +168,33 @@ def test_an_unwritable_directory_is_one_line(small_corpus, trained_model, tmp_pa
     assert list(locked.iterdir()) == []
 
 
+@pytest.mark.parametrize("command", ["train", "plot"])
+def test_a_refused_write_is_one_line_without_setpriv(small_corpus, trained_model, tmp_path, monkeypatch, capsys,
+                                                     command):
+    """The unwritable-directory test where root's override cannot be dropped: creating a directory or a
+    file under `locked` fails as the kernel fails it for a 0555 directory (EACCES)."""
+    import errno
+    import tempfile
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+
+    def refused(path) -> None:
+        if Path(path).resolve().is_relative_to(locked):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    real_mkdir, real_mkstemp = os.mkdir, tempfile.mkstemp
+    monkeypatch.setattr(os, "mkdir", lambda path, *a, **k: refused(path) or real_mkdir(path, *a, **k))
+    monkeypatch.setattr(tempfile, "mkstemp",
+                        lambda *a, dir=None, **k: refused(dir or ".") or real_mkstemp(*a, dir=dir, **k))
+    argv = tiny_train_args(small_corpus, locked / "model", "--max-steps", "2") if command == "train" else \
+        ["plot", trained_model, "-o", locked / "history.png"]
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and str(locked) in err[0] and "permission denied" in err[0].lower(), err
+    assert list(locked.iterdir()) == []
+
+
 @pytest.mark.parametrize("umask", [0o027, 0o002])
 def test_saved_files_keep_the_users_umask(small_corpus, tmp_path, umask):
     model = tmp_path / "model"
