@@ -56,7 +56,8 @@ PUBLISHED = {"seasonal_naive": {"smape": 13.912, "mase": 1.193, "owa": 0.627},
 # a week of input read a day per recurrent step (--patch 24, SegRNN) by a 256-wide LSTM with the linear
 # highway, every window of every series, two seeds, about 8,000 steps. Dev OWA of the network alone:
 # 0.816 with the earlier settings (32 wide, step by step, 48 windows a series), 0.460 with these at one
-# seed and 6 epochs, 0.451 with three seeds, 0.447 with two (as they are: the CPU budget's choice). `--set KEY=JSON` overrides one (a flag the user gives).
+# seed and 6 epochs, 0.451 with three seeds, 0.447 with two (as they are: the CPU budget's choice).
+# `--set KEY=JSON` overrides one (a flag the user gives).
 SETTINGS: dict = {}
 
 

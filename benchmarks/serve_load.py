@@ -8,7 +8,8 @@ seed each), bounded by --time-limit seconds. `aggregate_tokens_per_s`: tokens al
 the wall time from the first request to the last [DONE]; `p50/p99_first_token_ms`: from a client's
 request to its first text. Then, with the server stopped, the same model generates --clients samples
 of --tokens tokens as one offline batch (`LanguageModel.sample`); `ratio_to_offline` is the first rate
-over the second (`threads`: the offline run's; `server_threads`: the decode loop's). Goals (issue #11): ratio >= 0.7, p99 time to first token <= 250 ms, 0 errors.
+over the second (`threads`: the offline run's; `server_threads`: the decode loop's). Goals (issue #11):
+ratio >= 0.7, p99 time to first token <= 250 ms, 0 errors.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from torch import nn
 
 from rnnlab import _io
 from rnnlab.config import TrainConfig
-from rnnlab.errors import TrainingDivergedError
+from rnnlab.errors import ModelDirError, TrainingDivergedError
 from rnnlab.forecasting.config import ForecastConfig
 from rnnlab.forecasting.windows import Windows
 from rnnlab.training import checkpoint as ckpt
@@ -114,7 +114,7 @@ def fit_members(make_network: Callable[[], nn.Module], window_loss: WindowLoss, 
     every epoch of every member ({"member": m, ...the loop's record})."""
     networks, metrics = [], []
     for member in range(config.ensemble):
-        folder = member_dir(Path(directory), member) if directory is not None else None
+        folder = member_dir(directory, member) if directory is not None else None
         seed_everything(config.seed + member)
         network = make_network()
         if folder is not None and _finished(folder):
@@ -130,12 +130,16 @@ def fit_members(make_network: Callable[[], nn.Module], window_loss: WindowLoss, 
 
 
 def _finished(folder: Path) -> bool:
-    """True when the member in `folder` ran to its end (its checkpoint says so and its weights are there)."""
+    """True when the member in `folder` ran to its end (its checkpoint says so and its weights are there).
+    An unreadable checkpoint is not finished: resuming it gives the loop's one-line error."""
     path = folder / ckpt.TRAINING_STATE
     if not path.is_file() or not (folder / ckpt.WEIGHTS).is_file():
         return False
-    raw = _io.load_tensor_metadata(path).get("state")
-    return bool(raw) and bool(json.loads(raw).get("finished"))
+    try:
+        state = json.loads(_io.load_tensor_metadata(path).get("state") or "{}")
+    except (ModelDirError, json.JSONDecodeError):
+        return False
+    return isinstance(state, dict) and bool(state.get("finished"))
 
 
 def _train_member(network: nn.Module, window_loss: WindowLoss, train: Windows, val: Windows | None,

@@ -243,7 +243,8 @@ class RNNForecaster:
         if config["kind"] != cls.kind:
             raise ModelDirError(f"{directory} holds a {config['kind']} model; only rnn training resumes")
         if not can_resume(directory):
-            raise ModelDirError(f"{directory} has no training state to resume from (member-*/training_state.safetensors)")
+            raise ModelDirError(f"{directory} has no training state to resume from "
+                                f"(member-*/training_state.safetensors)")
         settings = ForecastConfig.from_dict(config["settings"])
         original = ForecastConfig.from_dict(config.get("requested", config["settings"]))
         forecaster = cls(original, progress=progress)

@@ -1,11 +1,11 @@
 """One readable training loop: truncated BPTT (or windows/prefixes), clipping, schedule, evaluation,
 early stopping, checkpoints, budgets, exact resume.
 
-The loop knows nothing of text: it is handed a model, batches, a batch loss (the language model's `batch_loss`
-by default; the forecaster passes its own), an `evaluate()` that returns metrics (or None: no validation,
-the last weights are kept) and callbacks that the API wires in (a per-epoch sample, the evaluation line).
-With no model directory nothing is written and the best weights are kept in memory. Everything that decides what
-the next step computes (weights, optimiser, RNG, carried state, data position, schedule, early-stopping
+The loop knows nothing of text: it is handed a model, batches, a batch loss (the language model's
+`batch_loss` by default; the forecaster passes its own), an `evaluate()` that returns metrics (or None: no
+validation, the last weights are kept) and callbacks that the API wires in (a per-epoch sample, the
+evaluation line). With no model directory nothing is written and the best weights are kept in memory.
+Everything that decides what the next step computes (weights, optimiser, RNG, carried state, data position, schedule, early-stopping
 counters) is saved in the checkpoint, so a resumed run ends bitwise where an uninterrupted one would.
 """
 
@@ -235,8 +235,9 @@ def train(model: torch.nn.Module, batches, evaluate: Callable[[], dict[str, Any]
           loss_fn: LossFn | None = None) -> RunResult:
     """Train `model` in place; model_dir gets checkpoints, metrics and, at the end, the best weights.
 
-    `loss_fn` is the language model's `batch_loss` unless given. `batches` has `len()` (steps per epoch) and `epoch(epoch, start_step)`, which yields the same batches
-    for the same arguments (what makes resume exact). `evaluate()` returns {"loss": ..., ...}; the lowest
+    `loss_fn` is the language model's `batch_loss` unless given. `batches` has `len()` (steps per epoch)
+    and `epoch(epoch, start_step)`, which yields the same batches for the same arguments (what makes resume
+    exact). `evaluate()` returns {"loss": ..., ...}; the lowest
     loss decides early stopping and the kept weights. With `evaluate=None` there is no validation and the
     last weights are kept. With `model_dir=None` nothing is written (no resume) and, when train returns,
     `model` holds the kept weights.
@@ -258,7 +259,7 @@ def _train(model, batches, evaluate, config: TrainConfig, model_dir, device: tor
     model_dir = Path(model_dir) if model_dir is not None else None
     if model_dir is None and resume:
         raise ConfigError("resume needs the model directory of the run")
-    writes = is_main and model_dir is not None  # only the main rank writes, and only where there is a directory
+    writes = is_main and model_dir is not None  # the main rank writes, and only where there is a directory
     if writes:
         remove_stale_temp_files(model_dir)
     kept: dict[str, torch.Tensor] | None = None  # the best weights, when there is no file to hold them

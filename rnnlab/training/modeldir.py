@@ -128,7 +128,8 @@ def remove_files(directory: Path, names) -> list[Path]:
     return removed
 
 
-def prepare_run_dir(out_dir: Path, overwrite: bool, resume: bool, is_main: bool, data: tuple[str, ...] = ()) -> None:
+def prepare_run_dir(out_dir: Path, overwrite: bool, resume: bool, is_main: bool,
+                    data: tuple[str, ...] = ()) -> None:
     """Check (and make) a training run's directory before anything is written.
 
     Resuming needs the run's config.json. A new run needs an empty or missing directory, or `overwrite` and a
