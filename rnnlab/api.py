@@ -138,9 +138,9 @@ def _train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=No
         model_cfg = None
     objective = objective_of(train_cfg.objective)
     output, context = objective.output, objective.context(train_cfg)
-    if model_cfg is None:
+    if not resume:  # (a resumed run's directory was checked above: it holds the run's config.json)
         ModelConfig(**model_opts, vocab_size=1, output=output, context=context)  # fail before any work
-    modeldir.prepare_run_dir(out_dir, overwrite, resume, env.is_main, data=(STORE_DIR,))
+        modeldir.prepare_run_dir(out_dir, overwrite, env.is_main, data=(STORE_DIR,))
 
     base = load(init_from, device="cpu") if init_from is not None and not resume else None
     if base is not None and base.data_config is not None:

@@ -128,18 +128,13 @@ def remove_files(directory: Path, names) -> list[Path]:
     return removed
 
 
-def prepare_run_dir(out_dir: Path, overwrite: bool, resume: bool, is_main: bool,
-                    data: tuple[str, ...] = ()) -> None:
-    """Check (and make) a training run's directory before anything is written.
+def prepare_run_dir(out_dir: Path, overwrite: bool, is_main: bool, data: tuple[str, ...] = ()) -> None:
+    """Check (and make) a new training run's directory before anything is written.
 
-    Resuming needs the run's config.json. A new run needs an empty or missing directory, or `overwrite` and a
-    directory rnnlab made; the old run's files are replaced only at the new run's first write. `data`: entries
-    that are the run's data, not a run (the corpus's token store), so they never make a directory "not empty".
+    It must be empty or missing, or `overwrite` given and the directory one rnnlab made; the old run's files
+    are replaced only at the new run's first write. `data`: entries that are the run's data, not a run (the
+    corpus's token store), so they never make a directory "not empty".
     """
-    if resume:
-        if not (out_dir / "config.json").is_file():
-            raise ModelDirError(f"cannot resume: {out_dir} holds no run (config.json is missing)")
-        return
     if out_dir.exists() and not out_dir.is_dir():
         raise ModelDirError(f"{out_dir} exists and is not a directory")
     if out_dir.exists() and [p for p in entries(out_dir) if p.name not in data]:
