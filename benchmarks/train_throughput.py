@@ -9,7 +9,8 @@ achieved GFLOP/s of rnnlab's step (LSTM matrix products only, forward x3 for bac
 fp32 peak measured in the same run with a large `F.linear`. With --bf16, rnnlab's 2x256 step is also
 timed under `--precision bf16` (autocast), as bf16_tokens_per_s_256 and bf16_speedup_256 (fp32 time
 over bf16 time; below 1 means bf16 is slower, as on CPUs without native bf16 arithmetic) and
-bf16_vs_raw_256 (the raw fp32 nn.LSTM step's time over rnnlab's bf16 step's).
+bf16_vs_raw_256 (the raw fp32 nn.LSTM step's time over rnnlab's bf16 step's); on a CPU without oneDNN's
+bf16 kernels, where rnnlab refuses bf16, bf16_supported is false instead.
 
 With --cells, rnnlab's whole step for each cell (lstm, mingru, minlstm) at the same parameter count (the
 2x256 LSTM's; the min cells keep 2 blocks with their default MLP and take the hidden size whose count is
@@ -32,6 +33,7 @@ from _common import best_time, emit  # noqa: E402
 from rnnlab.config import ModelConfig, TrainConfig  # noqa: E402
 from rnnlab.data.batching import Batch  # noqa: E402
 from rnnlab.models.rnn_lm import RNNLanguageModel  # noqa: E402
+from rnnlab.training import loop  # noqa: E402
 from rnnlab.training.loop import batch_loss  # noqa: E402
 from rnnlab.training.optim import make_optimizer  # noqa: E402
 from rnnlab.training.seeding import pick_device  # noqa: E402
@@ -146,7 +148,10 @@ def main() -> None:
                        f"gflops_{hidden}": round(gflops, 1),
                        f"fraction_of_peak_{hidden}": round(gflops / peak, 3),
                        f"raw_fraction_of_peak_{hidden}": round(raw_gflops / peak, 3)})
-        if args.bf16 and hidden == 256:
+        if args.bf16 and hidden == 256 and not loop.cpu_has_bf16_kernels():
+            print("bf16: refused on this CPU (no oneDNN bf16 kernels, AVX-512)", file=sys.stderr)
+            result["bf16_supported"] = False
+        elif args.bf16 and hidden == 256:
             fp32 = min(rnnlab_step_time(hidden, args.repeats), rnnlab_step_time(hidden, args.repeats))
             bf16 = min(rnnlab_step_time(hidden, args.repeats, "bf16"),
                        rnnlab_step_time(hidden, args.repeats, "bf16"))

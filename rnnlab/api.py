@@ -32,7 +32,7 @@ from rnnlab.generation.text_stream import TextStream, decode_continuation
 from rnnlab.models.rnn_lm import RNNLanguageModel, count_parameters, keras_parameter_count, with_vocabulary
 from rnnlab.training import checkpoint as ckpt
 from rnnlab.training import distributed, modeldir
-from rnnlab.training.loop import Hooks, RunResult
+from rnnlab.training.loop import Hooks, RunResult, check_precision
 from rnnlab.training.loop import train as run_loop
 from rnnlab.training.objectives import Objective, objective_of
 from rnnlab.training.run_data import STORE_DIR, training_data
@@ -57,7 +57,7 @@ SMALL_CORPUS_CHARS_PER_PARAMETER = 0.15
 SMALL_CORPUS_REGULARISATION = {"locked_dropout": True, "embed_dropout": 0.1, "ar": 2.0, "tar": 1.0}
 # A resumed run keeps its settings; only its budget and reporting may change.
 _RESUMABLE_TRAIN_FIELDS = {"epochs", "max_steps", "max_time", "eval_every", "sample_every",
-                           "checkpoint_every", "patience", "device"}
+                           "checkpoint_every", "patience", "device", "precision"}
 
 
 def _split_options(options: dict[str, Any]) -> tuple[dict, dict, dict]:
@@ -138,6 +138,8 @@ def _train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=No
         model_cfg = None
     objective = objective_of(train_cfg.objective)
     output, context = objective.output, objective.context(train_cfg)
+    device = pick_device(distributed.device_for(env, train_cfg.device))
+    check_precision(device, train_cfg.precision)
     if not resume:  # (a resumed run's directory was checked above: it holds the run's config.json)
         ModelConfig(**model_opts, vocab_size=1, output=output, context=context)  # fail before any work
         modeldir.prepare_run_dir(out_dir, overwrite, env.is_main, data=(STORE_DIR,))
@@ -171,7 +173,6 @@ def _train(corpus: str | os.PathLike, out_dir: str | os.PathLike, *, val_file=No
     if valid_tokens < 2:
         raise DataError("the validation text is empty or shorter than two tokens; give --val-file or a "
                         "larger validation share with --split")
-    device = pick_device(distributed.device_for(env, train_cfg.device))
     seed_everything(train_cfg.seed)
     model = RNNLanguageModel(model_cfg)
     if base is not None:

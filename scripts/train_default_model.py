@@ -16,9 +16,11 @@ folder it is: each file's Gutenberg header and footer stripped, files joined by 
 newline, and the one Latin-1 byte read as U+FFFD (`errors="replace"`, rnnlab's `--errors replace`).
 Stage 2 fine-tunes on the Jungle Book training part alone (`--init-from`; characters the books lacked
 extend the vocabulary). Each stage is an ordinary `rnnlab.train` call, so the recipe is the product's own
-options; `--precision bf16` (the default here) runs the matrix products in bfloat16 where the CPU has
-native bf16 (check `benchmarks/train_throughput.py --bf16` first; use `--precision fp32` otherwise).
+options; `--precision auto` (the default here) runs the matrix products in bfloat16 where the CPU has
+oneDNN's bf16 kernels (the shipped model was trained so, on a CPU with native bf16) and in fp32 elsewhere.
 The result is exported with fp16 weights (half the size; computation stays fp32).
+
+`--stage1-option NAME=VALUE` overrides one of stage 1's settings the same way (e.g. dropout=0).
 
 Tuning stage 2 (on the validation slice only): `--stage2-option NAME=VALUE` overrides one of its settings
 (rnnlab.train's names, repeatable), `--stage2-name` keeps each variant in its own folder, and `--tune` stops
@@ -41,6 +43,7 @@ import rnnlab
 from rnnlab import _io
 from rnnlab.data.corpus import read_corpus
 from rnnlab.training import checkpoint as ckpt
+from rnnlab.training import loop
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -59,12 +62,15 @@ def main() -> None:
     p.add_argument("--work", default=str(ROOT / "runs" / "default-model"))
     p.add_argument("--stage1-minutes", type=float, default=45)
     p.add_argument("--stage2-minutes", type=float, default=10)
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="bf16")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="auto: bf16 where the CPU has oneDNN's bf16 kernels (or on CUDA), else fp32")
     p.add_argument("--hidden", type=int, default=512)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: rnnlab's choice)")
     p.add_argument("--export", default=None,
                    help="where to export the model (default WORK/export; the packaged model is "
                         "rnnlab/pretrained/default)")
+    p.add_argument("--stage1-option", action="append", default=[], metavar="NAME=VALUE",
+                   help="override one of stage 1's settings (repeatable), e.g. dropout=0")
     p.add_argument("--stage2-option", action="append", default=[], metavar="NAME=VALUE",
                    help="override one of stage 2's settings (repeatable), e.g. lr=1e-3")
     p.add_argument("--stage2-name", default="stage2", help="stage 2's folder under WORK (one per variant)")
@@ -73,6 +79,8 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.precision == "auto":
+        args.precision = "bf16" if torch.cuda.is_available() or loop.cpu_has_bf16_kernels() else "fp32"
     data = Path(args.data_dir)
     work = Path(args.work)
     splits = work / "splits"
@@ -96,9 +104,11 @@ def main() -> None:
                      val_file=splits / "jungle-valid.txt")
     else:
         # Plenty of text and less than one pass over it: little dropout.
-        rnnlab.train(data / "pretrain", stage1, overwrite=True, errors="replace", dropout=0.1, lr=2e-3,
-                     warmup_steps=100, weight_decay=0.01, max_time=args.stage1_minutes, patience=None, seed=0,
-                     eval_every=500, checkpoint_every=500, **common)
+        settings = dict(errors="replace", dropout=0.1, lr=2e-3, warmup_steps=100, weight_decay=0.01,
+                        max_time=args.stage1_minutes, patience=None, seed=0, eval_every=500,
+                        checkpoint_every=500, **common)
+        settings.update(parse_option(item) for item in args.stage1_option)
+        rnnlab.train(data / "pretrain", stage1, overwrite=True, **settings)
     stage2 = work / args.stage2_name
     if (stage2 / ckpt.SUMMARY).exists():
         log(f"{args.stage2_name} already done")
