@@ -9,12 +9,17 @@ from __future__ import annotations
 import codecs
 import hashlib
 import math
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TypeVar
 
 from rnnlab.errors import ConfigError, DataError
+
+T = TypeVar("T")
 
 _BINARY_PROBE = 8192
 _START_MARK = "*** START OF"
@@ -404,6 +409,51 @@ class PieceReader:
             n -= len(piece)
             if piece:
                 yield piece
+
+
+def read_ahead(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """`items` again, produced by a thread that runs up to `depth` items ahead of the consumer.
+
+    Reading a corpus is decoding and cleaning text, which holds the GIL; what `prepare` does with each chunk
+    next (numpy's id lookup, hashing, writing) mostly releases it, so the two overlap on two CPUs instead of
+    taking turns. An error in the producer is raised in the consumer; a consumer that stops early (an
+    error of its own, Ctrl-C) stops the producer at its next item.
+    """
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            put((end, exc))
+
+    producer = threading.Thread(target=produce, name="rnnlab-read-ahead", daemon=True)
+    producer.start()
+    try:
+        while True:
+            item, exc = handoff.get()
+            if item is end:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+        producer.join()
 
 
 def safe_chunks(pieces: Iterator[str], size: int = CHUNK_CHARS, cut_anywhere: bool = False) -> Iterator[str]:

@@ -40,6 +40,7 @@ from rnnlab.data.corpus import (
     corpus_files,
     corpus_pieces,
     iter_documents,
+    read_ahead,
     safe_chunks,
     split_sizes,
 )
@@ -262,7 +263,7 @@ def _build(corpus, out_dir: Path, data: DataConfig, tokenizer: Tokenizer | None,
         # it (one reading fewer). Not with lower-casing, which may depend on where the text is cut.
         pieces, described_corpus = _described_pieces(sources["corpus"])
         log(f"building the {data.level} vocabulary from the corpus (its training split)")
-        built = build_tokenizer_from_chunks(pieces, data)
+        built = build_tokenizer_from_chunks(read_ahead(pieces), data)
         documents, described, chars = _describe(sources, described_corpus)
     else:
         documents, described, chars = _describe(sources)
@@ -294,7 +295,8 @@ def _build(corpus, out_dir: Path, data: DataConfig, tokenizer: Tokenizer | None,
                 if sizes[name]:
                     fh.write(start.tobytes())
                     at += start.size
-                    for chunk, ids in _encoded(tokenizer, _split_chunks(sources, sizes, data, name)):
+                    chunks = read_ahead(_split_chunks(sources, sizes, data, name))
+                    for chunk, ids in _encoded(tokenizer, chunks):
                         if name == "train":
                             train_hash.update(chunk.encode("utf-8"))
                         chars += len(chunk)

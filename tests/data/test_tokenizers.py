@@ -340,3 +340,17 @@ def test_a_long_unseen_whitespace_run_is_spelled_in_linear_time():
         assert len(ids) == 2 + n and tok.decode(ids) == "a" + " " * (2 * n) + "b"
     # Twice the run, about twice the time (a cubic spelling took minutes at this length).
     assert times[1] < 6 * times[0] + 0.05, times
+
+
+@settings(max_examples=60, deadline=None)
+@given(known=st.text(min_size=1, max_size=40), text=st.text(max_size=300), cut=st.integers(0, 300))
+def test_char_encode_chunks_gives_the_ids_of_encode(known, text, cut):
+    """The table lookup of `prepare` (BMP texts through a 65,536-entry table, others through the full one)
+    gives `encode`'s ids, unknown characters (also beyond the BMP) as <unk>."""
+    import numpy as np
+
+    tok = CharTokenizer.train(known)
+    chunks = [text[:cut], text[cut:], "\U0001F600" + text[:5], "\ud800x"]  # an emoji; a lone surrogate
+    ids = [list(a) for a in tok.encode_chunks(chunks)]
+    assert ids == [tok.encode(c) for c in chunks]
+    assert all(np.asarray(a).dtype.kind == "u" or not len(a) for a in tok.encode_chunks(chunks[:3]))
