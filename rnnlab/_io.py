@@ -54,6 +54,20 @@ def writing(path: str | Path) -> Iterator[None]:
         raise RnnlabError(f"could not write {path}: {_reason(exc)}") from exc
 
 
+@contextlib.contextmanager
+def scratch_file(directory: str | Path, name: str) -> Iterator[Path]:
+    """A new, empty file of a unique name made from `name` in `directory`, for the block's use only: removed
+    when the block ends, however it ends (the one file it removes is the one it made)."""
+    path = Path(directory) / name
+    with writing(path):
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    try:
+        yield Path(tmp_name)
+    finally:
+        _discard(Path(tmp_name))
+
+
 def make_dir(directory: str | Path) -> Path:
     """mkdir -p, an unwritable parent or a file in the way being an RnnlabError naming `directory`."""
     directory = Path(directory)

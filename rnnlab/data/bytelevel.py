@@ -13,7 +13,10 @@ BPE never merges across pre-tokens, so
   encodings looked up and concatenated;
 - training: the trainer is given each distinct pre-token's byte-level spelling as often as it occurs,
   split on spaces (which the byte-level alphabet never contains), so it counts the very words it
-  counts from the text, and learns the same merges.
+  counts from the text, and learns the same merges;
+- a text that is both trained on and encoded (a new store's training split) is split once: counting
+  numbers its distinct pre-tokens and records the text as those numbers (`PreTokens`, int32 on disk), and
+  its ids are then each number's encoding, looked up.
 Both apply only to a tokenizer of the shape rnnlab builds (`is_plain_byte_level`); any other goes the
 library's way.
 """
@@ -21,10 +24,11 @@ library's way.
 from __future__ import annotations
 
 import json
+import os
 import re
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -120,7 +124,16 @@ class ByteLevelSplitter:
         return self._regex.findall(text)
 
 
-class _Index(dict):
+class _Numbering(dict):
+    """pre-token -> its row: the number of distinct pre-tokens seen before it (rows given on first sight)."""
+
+    def __missing__(self, piece: str) -> int:
+        row = len(self)
+        self[piece] = row
+        return row
+
+
+class _Index(_Numbering):
     """pre-token -> its row in the encoder's table, adding (encoding once) each pre-token not seen yet."""
 
     def __init__(self, encoder: ByteLevelEncoder):
@@ -128,10 +141,31 @@ class _Index(dict):
         self.encoder = encoder
 
     def __missing__(self, piece: str) -> int:
-        row = len(self)
-        self[piece] = row
+        row = super().__missing__(piece)
         self.encoder._add(piece)
         return row
+
+
+def _encodings(model: Any, pieces: Iterable[str]) -> tuple[list[int], list[int]]:
+    """The model's ids of each piece, back to back, and how many each has."""
+    ids: list[int] = []
+    lengths: list[int] = []
+    for piece in pieces:
+        tokens = model.tokenize(byte_level(piece))
+        ids.extend(token.id for token in tokens)
+        lengths.append(len(tokens))
+    return ids, lengths
+
+
+def _gather(ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The encodings of rows[0], rows[1], ... back to back, from a table of encodings (ids[starts[r]:][:lengths[r]])."""
+    if not rows.size:
+        return np.zeros(0, dtype=np.int64)
+    n = lengths[rows]
+    ends = np.cumsum(n)
+    # position k of the output is token (k - where its piece's run begins) of that piece's encoding
+    offsets = np.arange(int(ends[-1]), dtype=np.int64) - np.repeat(ends - n, n)
+    return ids[np.repeat(starts[rows], n) + offsets]
 
 
 class ByteLevelEncoder:
@@ -151,9 +185,9 @@ class ByteLevelEncoder:
         self._lengths = np.zeros(0, dtype=np.int64)
 
     def _add(self, piece: str) -> None:
-        ids = [token.id for token in self._model.tokenize(byte_level(piece))]
+        ids, lengths = _encodings(self._model, (piece,))
         self._new_ids.extend(ids)
-        self._new_lengths.append(len(ids))
+        self._new_lengths.extend(lengths)
 
     def encode(self, text: str) -> np.ndarray:
         if len(self._index) > _CACHE_LIMIT:
@@ -166,28 +200,72 @@ class ByteLevelEncoder:
             self._starts = np.cumsum(self._lengths) - self._lengths
             self._new_ids.clear()
             self._new_lengths.clear()
-        if not rows.size:
-            return np.zeros(0, dtype=np.int64)
-        lengths = self._lengths[rows]
-        ends = np.cumsum(lengths)
-        # position k of the output is token (k - where its piece's run begins) of that piece's encoding
-        offsets = np.arange(int(ends[-1]), dtype=np.int64) - np.repeat(ends - lengths, lengths)
-        return self._ids[np.repeat(self._starts[rows], lengths) + offsets]
+        return _gather(self._ids, self._starts, self._lengths, rows)
 
 
-def train_byte_level_bpe(sequences: Iterable[str], trainer: Any, splitter: ByteLevelSplitter | None = None):
-    """A library BPE tokenizer (ByteLevel pre-tokenizer and decoder) trained by `trainer` on the text
-    "".join(sequences): the pre-tokens are counted here and handed to the trainer as words."""
+class PreTokens:
+    """The pre-tokens of a text: each distinct one numbered in order of first appearance, with its count;
+    with `rows_path`, also the text itself as the numbers of its pre-tokens in turn (int32, written there),
+    so that it is encoded, once the tokenizer is trained, without being split again (`encode`)."""
+
+    def __init__(self, rows_path: str | os.PathLike | None = None) -> None:
+        self.numbering = _Numbering()
+        self._counts = np.zeros(1 << 16, dtype=np.int64)
+        self.rows_path = rows_path
+        self._rows: BinaryIO | None = open(rows_path, "wb") if rows_path is not None else None  # noqa: SIM115
+
+    def add(self, distinct: list[str], rows: np.ndarray) -> None:
+        """The next text's pre-tokens: its distinct ones, and the text as positions in `distinct`."""
+        numbers = np.fromiter(map(self.numbering.__getitem__, distinct), dtype=np.int64, count=len(distinct))
+        if len(self.numbering) > self._counts.size:
+            grown = max(2 * self._counts.size, len(self.numbering))
+            self._counts = np.concatenate([self._counts, np.zeros(grown - self._counts.size, dtype=np.int64)])
+        self._counts[numbers] += np.bincount(rows, minlength=len(distinct))  # (numbers has no repeats)
+        if self._rows is not None:
+            numbers.astype(np.int32)[rows].tofile(self._rows)
+
+    def close(self) -> None:
+        if self._rows is not None:
+            self._rows.close()
+
+    def items(self) -> Iterator[tuple[str, int]]:
+        """(pre-token, count), in order of first appearance."""
+        return zip(self.numbering, map(int, self._counts[:len(self.numbering)]))
+
+    def encode(self, hf_tokenizer: Any, block: int = 1 << 22) -> Iterator[np.ndarray]:
+        """The recorded text's ids (ByteLevelEncoder's), `block` pre-tokens at a time: each distinct
+        pre-token encoded once by the tokenizer's model, then the rows looked up. Once only: the pre-tokens
+        themselves are let go once encoded (their table is all the rows need)."""
+        ids, lengths = (np.asarray(a, dtype=np.int64) for a in _encodings(hf_tokenizer.model, self.numbering))
+        self.numbering = _Numbering()
+        starts = np.cumsum(lengths) - lengths
+        with open(self.rows_path, "rb") as fh:
+            while (rows := np.fromfile(fh, dtype=np.int32, count=block)).size:
+                yield _gather(ids, starts, lengths, rows)
+
+
+def count_pre_tokens(sequences: Iterable[str], rows_path: str | os.PathLike | None = None,
+                     splitter: ByteLevelSplitter | None = None) -> PreTokens:
+    """The PreTokens of "".join(sequences) (a long stream split in worker processes)."""
+    found = PreTokens(rows_path)
+    try:
+        for distinct, rows in _in_workers(sequences, _split_rows, lambda: splitter or ByteLevelSplitter(),
+                                          _init_splitter, ()):
+            found.add(distinct, rows)
+    finally:
+        found.close()
+    return found
+
+
+def train_byte_level_bpe(pre_tokens: PreTokens, trainer: Any):
+    """A library BPE tokenizer (ByteLevel pre-tokenizer and decoder) trained by `trainer` on the text whose
+    pre-tokens were counted: each is handed to the trainer as a word, as often as it occurs."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-
-    counts: Counter = Counter()
-    for part in _in_workers(sequences, _count, lambda: splitter or ByteLevelSplitter(), _init_splitter, ()):
-        counts.update(part)
 
     def feed() -> Iterator[str]:
         parts: list[str] = []
         held = 0
-        for piece, n in counts.items():
+        for piece, n in pre_tokens.items():
             word = byte_level(piece) + " "
             while n:  # a very frequent word goes in several strings, each at most about _FEED_CHARS long
                 take = min(n, max(1, _FEED_CHARS // len(word)))
@@ -225,8 +303,12 @@ def _init_encoder(tokenizer_json: str) -> None:
     _worker = ByteLevelEncoder(Tokenizer.from_str(tokenizer_json))
 
 
-def _count(splitter: ByteLevelSplitter | None, text: str) -> Counter:
-    return Counter((splitter or _worker).split(text))
+def _split_rows(splitter: ByteLevelSplitter | None, text: str) -> tuple[list[str], np.ndarray]:
+    """The text's distinct pre-tokens, in order of first appearance, and the text as their positions."""
+    pieces = (splitter or _worker).split(text)
+    numbering = _Numbering()
+    rows = np.fromiter(map(numbering.__getitem__, pieces), dtype=np.int32, count=len(pieces))
+    return list(numbering), rows
 
 
 def _encode(encoder: ByteLevelEncoder | None, text: str) -> np.ndarray:

@@ -46,6 +46,7 @@ from rnnlab.data.corpus import (
 )
 from rnnlab.data.registry import resolve_corpus
 from rnnlab.data.tokenizers import (
+    BPETokenizer,
     CharTokenizer,
     Tokenizer,
     build_tokenizer_from_chunks,
@@ -59,7 +60,8 @@ META = "tokens.json"
 TOKENS = "tokens.bin"
 TOKENIZER = "tokenizer.json"
 SPLITS = ("train", "valid", "test")
-FUSED_VOCABULARY = True  # a char vocabulary counted while the corpus is described, when it can be (_build)
+FUSED_VOCABULARY = True  # a vocabulary learned while the corpus is described, when it can be (_build)
+RECORDED_PRE_TOKENS = True  # a new BPE store's training ids looked up from the pre-tokens its training counted
 Log = Callable[[str], None]
 
 
@@ -255,15 +257,45 @@ def remove_store(path: Path) -> None:
 def _build(corpus, out_dir: Path, data: DataConfig, tokenizer: Tokenizer | None, extend: bool, val_file,
            test_file, data_dir, log: Log) -> TokenStore:
     sources = corpus_sources(corpus, data, val_file, test_file, data_dir)
+    if RECORDED_PRE_TOKENS and tokenizer is None and data.level == "bpe":
+        _io.make_dir(out_dir)
+        with _io.scratch_file(out_dir, "train-pre-tokens") as rows_path:
+            return _build_from(sources, corpus, out_dir, data, tokenizer, extend, log, rows_path)
+    return _build_from(sources, corpus, out_dir, data, tokenizer, extend, log)
+
+
+def _build_from(sources: dict[str, _Source | None], corpus, out_dir: Path, data: DataConfig,
+                tokenizer: Tokenizer | None, extend: bool, log: Log, rows_path: Path | None = None) -> TokenStore:
+    """`_build`. With `rows_path` (a new BPE tokenizer), training records the training split's pre-tokens
+    there, and the split's ids are looked up from that record rather than encoded from a second reading."""
     given = {"sha256": tokenizer_sha256(tokenizer), "extend": extend} if tokenizer is not None else None
+    train_hash = hashlib.sha256()
+    read = dict.fromkeys(SPLITS, 0)  # characters of each split, as its ids' pass reads them
+
+    def reading(name: str, chunks: Iterator[str]) -> Iterator[str]:
+        for chunk in chunks:
+            if name == "train":
+                train_hash.update(chunk.encode("utf-8"))
+            read[name] += len(chunk)
+            yield chunk
+
+    def train(chunks: Iterator[str]) -> Tokenizer:
+        nonlocal pre_tokens
+        if rows_path is None:
+            return build_tokenizer_from_chunks(chunks, data)
+        built, pre_tokens = BPETokenizer.train_recording(reading("train", chunks), data.vocab_size, data.lower,
+                                                         rows_path)
+        return built
+
+    pre_tokens = None
     built = None
-    if FUSED_VOCABULARY and tokenizer is None and data.level == "char" and not data.lower \
-            and sources["valid"] is not None:
-        # The training split is the whole corpus: its characters are counted in the pass that describes
-        # it (one reading fewer). Not with lower-casing, which may depend on where the text is cut.
+    if FUSED_VOCABULARY and tokenizer is None and sources["valid"] is not None \
+            and (data.level == "char" and not data.lower or rows_path is not None):
+        # The training split is the whole corpus: its vocabulary is learned in the pass that describes it
+        # (one reading fewer). Not for char with lower-casing, which may depend on where the text is cut.
         pieces, described_corpus = _described_pieces(sources["corpus"])
         log(f"building the {data.level} vocabulary from the corpus (its training split)")
-        built = build_tokenizer_from_chunks(read_ahead(pieces), data)
+        built = train(read_ahead(pieces))
         documents, described, chars = _describe(sources, described_corpus)
     else:
         documents, described, chars = _describe(sources)
@@ -274,7 +306,7 @@ def _build(corpus, out_dir: Path, data: DataConfig, tokenizer: Tokenizer | None,
         tokenizer = built
     elif tokenizer is None:
         log(f"building the {data.level} vocabulary from {sizes['train']:,} training characters")
-        tokenizer = build_tokenizer_from_chunks(_split_chunks(sources, sizes, data, "train"), data)
+        tokenizer = train(_split_chunks(sources, sizes, data, "train"))
     elif extend and isinstance(tokenizer, CharTokenizer):
         seen = CharTokenizer.train_chunks(_split_chunks(sources, sizes, data, "train"), lower=tokenizer.lower)
         tokenizer = tokenizer.extend(seen.chars)  # (extend keeps only the characters it does not know)
@@ -285,25 +317,25 @@ def _build(corpus, out_dir: Path, data: DataConfig, tokenizer: Tokenizer | None,
     _io.write_json(out_dir / META, {"format_version": FORMAT_VERSION, "complete": False, "source": str(corpus)})
     start = np.asarray(tokenizer.start_ids(), dtype=dtype)
     splits: dict[str, Any] = {}
-    train_hash = hashlib.sha256()
 
     def write_tokens(tmp: Path) -> None:
         at = 0
         with open(tmp, "wb") as fh:
             for name in SPLITS:
-                begin, chars = at, 0
+                begin = at
                 if sizes[name]:
                     fh.write(start.tobytes())
                     at += start.size
-                    chunks = read_ahead(_split_chunks(sources, sizes, data, name))
-                    for chunk, ids in _encoded(tokenizer, chunks):
-                        if name == "train":
-                            train_hash.update(chunk.encode("utf-8"))
-                        chars += len(chunk)
+                    if name == "train" and pre_tokens is not None:
+                        encoded = tokenizer.encode_recorded(pre_tokens)
+                    else:
+                        encoded = tokenizer.encode_chunks(
+                            reading(name, read_ahead(_split_chunks(sources, sizes, data, name))))
+                    for ids in encoded:
                         ids.astype(dtype, copy=False).tofile(fh)
                         at += ids.size
-                splits[name] = {"tokens": [begin, at], "chars": chars}
-                log(f"{name}: {chars:,} characters, {at - begin:,} tokens")
+                splits[name] = {"tokens": [begin, at], "chars": read[name]}
+                log(f"{name}: {read[name]:,} characters, {at - begin:,} tokens")
 
     _io.atomic_write(out_dir / TOKENS, write_tokens)
     save_tokenizer(tokenizer, out_dir / TOKENIZER)
@@ -419,25 +451,6 @@ def _split_chunks(sources: dict[str, _Source | None], sizes: dict[str, int], dat
             pass
         pieces = reader.take(sizes[split])
     return safe_chunks(pieces, CHUNK_CHARS, cut_anywhere=data.level == "char" and not data.lower)
-
-
-def _encoded(tokenizer: Tokenizer, chunks: Iterator[str]) -> Iterator[tuple[str, np.ndarray]]:
-    """(text, ids) pairs that together are all the chunks and all their ids, in order. A tokenizer may read
-    ahead of the ids it has given (BPE encodes chunks in batches, words stream), so a pair's text is the
-    text read since the last pair, not necessarily its ids' text."""
-    held: list[str] = []
-
-    def remember() -> Iterator[str]:
-        for chunk in chunks:
-            held.append(chunk)
-            yield chunk
-
-    for ids in tokenizer.encode_chunks(remember()):
-        text = "".join(held)
-        held.clear()
-        yield text, ids
-    if held:
-        yield "".join(held), np.zeros(0, dtype=np.int64)
 
 
 def prepare_or_reuse(corpus: str | os.PathLike, out_dir: str | os.PathLike, data: DataConfig, *,

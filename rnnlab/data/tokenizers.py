@@ -26,13 +26,14 @@ which lets generated text stream.
 from __future__ import annotations
 
 import json
+import os
 import re
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain, islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +41,9 @@ from rnnlab import _io
 from rnnlab.config import DataConfig
 from rnnlab.data.corpus import safe_chunks
 from rnnlab.errors import ConfigError, DataError, ModelDirError, RnnlabError, VocabularyError
+
+if TYPE_CHECKING:
+    from rnnlab.data.bytelevel import PreTokens
 
 FORMAT_VERSION = 1
 UNK = "<unk>"
@@ -635,20 +639,31 @@ class BPETokenizer(Tokenizer):
     def train_chunks(cls, chunks: Iterable[str], vocab_size: int, lower: bool = False) -> BPETokenizer:
         """`train` on "".join(chunks), read one chunk at a time: pre-tokens never span a safe cut, so the
         counts, and the merges, are the same as from the whole text."""
+        return cls.train_recording(chunks, vocab_size, lower)[0]
+
+    @classmethod
+    def train_recording(cls, chunks: Iterable[str], vocab_size: int, lower: bool = False,
+                        rows_path: str | os.PathLike | None = None) -> tuple[BPETokenizer, PreTokens]:
+        """`train_chunks`, and the text's pre-tokens as counted (with `rows_path`, the text recorded there
+        as their numbers: `encode_recorded` then gives its ids without splitting it again)."""
+        hf = _hf()
+        from rnnlab.data.bytelevel import count_pre_tokens, train_byte_level_bpe
+
         if vocab_size < BYTE_ALPHABET:
             raise ConfigError(f"--vocab-size must be at least {BYTE_ALPHABET} with --level bpe "
                               f"(the byte alphabet alone has {BYTE_ALPHABET} tokens; got {vocab_size})")
-        hf = _hf()
-        from rnnlab.data.bytelevel import train_byte_level_bpe
-
         # No prefix space: decode(encode(text)) must give the text back byte for byte. The pre-tokens are
         # counted by rnnlab.data.bytelevel (the library's split, five times faster) and the library's
         # trainer learns from those counts: the tokenizer train_from_iterator would give on the text.
         trainer = hf.trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False, special_tokens=[],
                                          initial_alphabet=hf.pre_tokenizers.ByteLevel.alphabet())
         sequences = safe_chunks(iter(chunks), _BPE_SPLIT_CHARS)
-        tok = train_byte_level_bpe((c.lower() if lower else c for c in sequences), trainer)
-        return cls(tok, lower=lower)
+        pre_tokens = count_pre_tokens((c.lower() if lower else c for c in sequences), rows_path)
+        return cls(train_byte_level_bpe(pre_tokens, trainer), lower=lower), pre_tokens
+
+    def encode_recorded(self, pre_tokens: PreTokens) -> Iterator[np.ndarray]:
+        """The ids of the text `train_recording` recorded (the ids encode_chunks gives that text)."""
+        return pre_tokens.encode(self._hf)
 
     @property
     def vocab_size(self) -> int:

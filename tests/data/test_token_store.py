@@ -211,7 +211,7 @@ def test_an_interrupted_prepare_leaves_a_store_that_says_so_and_is_rebuilt(folde
 
     token_store.prepare(folder_corpus, path)
     with monkeypatch.context() as patched:
-        patched.setattr(token_store, "_encoded", full_disk)
+        patched.setattr(token_store, "read_ahead", full_disk)  # (the ids' pass reads ahead)
         with pytest.raises(rnnlab.errors.RnnlabError, match="No space left"):
             token_store.prepare(folder_corpus, path, DataConfig(level="word"), overwrite=True)
     with pytest.raises(DataError, match="incomplete token store"):
