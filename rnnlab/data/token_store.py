@@ -13,9 +13,10 @@ A store is a directory of three files:
                     each file begins, the fingerprint of the training text and the data settings
 
 Each split holds the ids of `SequenceObjective.encode` (the start-of-text context, then the split's text),
-so a store gives the very ids and splits the in-memory path gives. Building reads the corpus three
-times, one file at a time (characters, tokenizer, ids) and encodes it in chunks cut where no token can
-span (corpus.safe_chunks). tokens.json is written last and removed first, so a directory without it is
+so a store gives the very ids and splits the in-memory path gives. Building reads the corpus at most
+three times, one file at a time (characters, tokenizer, ids) and encodes it in chunks cut where no token
+can span (corpus.safe_chunks); with --val-file a new vocabulary is learned in the describing pass, and a
+new BPE store's training ids come from the pre-tokens its training recorded, not from another reading. tokens.json is written last and removed first, so a directory without it is
 not a store, and a store whose tokens.bin has another size than it says is refused.
 """
 
