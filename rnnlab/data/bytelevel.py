@@ -244,13 +244,11 @@ class PreTokens:
                 yield _gather(ids, starts, lengths, rows)
 
 
-def count_pre_tokens(sequences: Iterable[str], rows_path: str | os.PathLike | None = None,
-                     splitter: ByteLevelSplitter | None = None) -> PreTokens:
+def count_pre_tokens(sequences: Iterable[str], rows_path: str | os.PathLike | None = None) -> PreTokens:
     """The PreTokens of "".join(sequences) (a long stream split in worker processes)."""
     found = PreTokens(rows_path)
     try:
-        for distinct, rows in _in_workers(sequences, _split_rows, lambda: splitter or ByteLevelSplitter(),
-                                          _init_splitter, ()):
+        for distinct, rows in _in_workers(sequences, _split_rows, ByteLevelSplitter, _init_splitter, ()):
             found.add(distinct, rows)
     finally:
         found.close()

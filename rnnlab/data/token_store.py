@@ -16,8 +16,9 @@ Each split holds the ids of `SequenceObjective.encode` (the start-of-text contex
 so a store gives the very ids and splits the in-memory path gives. Building reads the corpus at most
 three times, one file at a time (characters, tokenizer, ids) and encodes it in chunks cut where no token
 can span (corpus.safe_chunks); with --val-file a new vocabulary is learned in the describing pass, and a
-new BPE store's training ids come from the pre-tokens its training recorded, not from another reading. tokens.json is written last and removed first, so a directory without it is
-not a store, and a store whose tokens.bin has another size than it says is refused.
+new BPE store's training ids come from the pre-tokens its training recorded, not from another reading.
+tokens.json is written last and removed first, so a directory without it is not a store, and a store
+whose tokens.bin has another size than it says is refused.
 """
 
 from __future__ import annotations
@@ -257,18 +258,18 @@ def remove_store(path: Path) -> None:
 
 def _build(corpus, out_dir: Path, data: DataConfig, tokenizer: Tokenizer | None, extend: bool, val_file,
            test_file, data_dir, log: Log) -> TokenStore:
-    sources = corpus_sources(corpus, data, val_file, test_file, data_dir)
-    if RECORDED_PRE_TOKENS and tokenizer is None and data.level == "bpe":
-        _io.make_dir(out_dir)
-        with _io.scratch_file(out_dir, "train-pre-tokens") as rows_path:
-            return _build_from(sources, corpus, out_dir, data, tokenizer, extend, log, rows_path)
-    return _build_from(sources, corpus, out_dir, data, tokenizer, extend, log)
+    with contextlib.ExitStack() as scratch:
+        rows_path = None
+        if RECORDED_PRE_TOKENS and tokenizer is None and data.level == "bpe":
+            # A new BPE tokenizer records the training split's pre-tokens as it counts them, and the split's
+            # ids are looked up from that record rather than encoded from a second reading.
+            rows_path = scratch.enter_context(_io.scratch_file(_io.make_dir(out_dir), "train-pre-tokens"))
+        return _build_from(corpus_sources(corpus, data, val_file, test_file, data_dir), corpus, out_dir, data,
+                           tokenizer, extend, log, rows_path)
 
 
 def _build_from(sources: dict[str, _Source | None], corpus, out_dir: Path, data: DataConfig,
-                tokenizer: Tokenizer | None, extend: bool, log: Log, rows_path: Path | None = None) -> TokenStore:
-    """`_build`. With `rows_path` (a new BPE tokenizer), training records the training split's pre-tokens
-    there, and the split's ids are looked up from that record rather than encoded from a second reading."""
+                tokenizer: Tokenizer | None, extend: bool, log: Log, rows_path: Path | None) -> TokenStore:
     given = {"sha256": tokenizer_sha256(tokenizer), "extend": extend} if tokenizer is not None else None
     train_hash = hashlib.sha256()
     read = dict.fromkeys(SPLITS, 0)  # characters of each split, as its ids' pass reads them
